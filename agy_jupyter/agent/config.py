@@ -1,0 +1,143 @@
+"""AgentConfig: everything that defines an agent, validated by pydantic with errors that say what to fix."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+from google.genai import types
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
+
+from ..runtime.errors import ConfigError
+from .hooks import Hooks
+from .policies import ApprovalHandler, Decision, PolicyRule
+from .tools import Tool, as_tool
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+BUILTIN_TOOLS: dict[str, Tool] = {}  # filled by the builtin-tools module (a later issue)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+class AgentConfig(BaseModel):
+    """An agent's definition. `to_json()` never includes credentials, callables or hooks."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_assignment=True)
+
+    name: str = "agent"
+    model: str = DEFAULT_MODEL
+    system_instruction: str | None = None
+    # generation settings
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_output_tokens: int | None = Field(None, gt=0)
+    stop_sequences: list[str] = Field(default_factory=list)
+    thinking_budget: int | None = Field(None, ge=-1)
+    include_thoughts: bool = True
+    # tools and who may run them
+    tools: list[Tool] = Field(default_factory=list, exclude=True)
+    enabled_tools: list[str] | None = None
+    disabled_tools: list[str] | None = None
+    policies: list[PolicyRule] = Field(default_factory=list)
+    default_policy: Decision = Decision.ASK
+    approval_handler: ApprovalHandler | None = Field(None, exclude=True)
+    max_tool_calls: int = Field(16, ge=0, description="tool calls allowed in one turn")
+    tool_timeout: float = Field(60.0, gt=0)
+    hooks: Hooks = Field(default_factory=Hooks, exclude=True)
+    # context
+    compaction_threshold: int | None = Field(None, gt=0, description="compact when a call's tokens exceed this")
+    compaction_keep_turns: int = Field(2, ge=1)
+    response_schema: type[BaseModel] | None = Field(None, exclude=True)
+    api_key: SecretStr | None = Field(None, exclude=True, repr=False)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError("use letters, digits, '_', '.' or '-' (starting with a letter), at most 64")
+        return name
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _to_tools(cls, tools: Any) -> list[Tool]:
+        tools = [tools] if callable(tools) else list(tools or [])
+        return [as_tool(t) for t in tools]
+
+    @model_validator(mode="after")
+    def _check_builtins(self) -> "AgentConfig":
+        if self.enabled_tools is not None and self.disabled_tools is not None:
+            raise ValueError("give enabled_tools or disabled_tools, not both")
+        for name in (self.enabled_tools or []) + (self.disabled_tools or []):
+            if name not in BUILTIN_TOOLS:
+                known = ", ".join(sorted(BUILTIN_TOOLS)) or "none yet"
+                raise ValueError(f"unknown builtin tool {name!r} (available: {known})")
+        names = [t.name for t in self.all_tools()]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"two tools share the name(s) {', '.join(duplicates)}")
+        return self
+
+    def all_tools(self) -> list[Tool]:
+        """Custom tools plus the builtins this config enables."""
+        if self.enabled_tools is not None:
+            builtins = [BUILTIN_TOOLS[n] for n in self.enabled_tools]
+        else:
+            skip = set(self.disabled_tools or [])
+            builtins = [t for n, t in BUILTIN_TOOLS.items() if n not in skip]
+        return [*self.tools, *builtins]
+
+    def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True) -> types.GenerateContentConfig:
+        """The google-genai request config; automatic function calling is always off."""
+        tools = self.all_tools() if with_tools else []
+        thinking = None
+        if self.thinking_budget is not None or self.include_thoughts:
+            thinking = types.ThinkingConfig(thinking_budget=self.thinking_budget,
+                                            include_thoughts=self.include_thoughts or None)
+        return types.GenerateContentConfig(
+            system_instruction=self.system_instruction,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_output_tokens=self.max_output_tokens,
+            stop_sequences=self.stop_sequences or None,
+            thinking_config=thinking,
+            tools=[types.Tool(function_declarations=[t.declaration() for t in tools])] if tools else None,
+            tool_config=None if allow_calls or not tools else types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.NONE)),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            response_mime_type="application/json" if self.response_schema else None,
+            response_schema=self.response_schema,
+        )
+
+    def to_json(self) -> str:
+        """JSON for saving: no key, no callables (tools are listed by name)."""
+        data = self.model_dump(mode="json")
+        data["tool_names"] = [t.name for t in self.tools]
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, tools: list[Callable] | None = None) -> "AgentConfig":
+        """Rebuild from to_json(); pass the callables back as `tools` (matched by name)."""
+        data = json.loads(text)
+        wanted = data.pop("tool_names", [])
+        given = {as_tool(t).name: t for t in tools or []}
+        missing = [n for n in wanted if n not in given]
+        if missing:
+            raise ConfigError(f"the saved agent uses tools {', '.join(missing)} which were not passed",
+                              hint="pass them as tools=[...] when loading")
+        return build_config(tools=[given[n] for n in wanted], **data)
+
+    def create_session(self, services: Any, agent_id: int) -> Any:
+        """Build the live agent on the runtime loop (the runtime's AgentSpec contract)."""
+        from .session import GeminiSession  # the session module imports this one
+        return GeminiSession(self, services, agent_id)
+
+
+def build_config(**fields: Any) -> AgentConfig:
+    """AgentConfig(**fields), turning a pydantic ValidationError into one ConfigError that says what to fix."""
+    try:
+        return AgentConfig(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                             for err in exc.errors())
+        raise ConfigError(f"invalid agent config: {problems}") from None
+
