@@ -239,10 +239,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
     def do_GET(self) -> None:
+        self._rec = None
         self._send_json(404, {"error": {"code": 404, "message": f"{self.path} not found", "status": "NOT_FOUND"}})
 
     def do_POST(self) -> None:
         arrival = time.perf_counter()
+        self._rec: RecordedRequest | None = None  # set by _finish(); requests on a connection are sequential
         raw = self._read_body()
         url = urlsplit(self.path)
         match = _PATH_RE.match(url.path)
@@ -286,6 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _finish(self, rec: RecordedRequest, serve: Callable[[], None]) -> None:
         """Run `serve`; record completion, or a Disconnect if the client went away meanwhile."""
         self._chunks_sent = 0
+        self._rec = rec
         try:
             serve()
         except _Gone as gone:
@@ -297,7 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.fake._record_disconnect(rec, self._chunks_sent)
             return
-        rec.completed_time = time.perf_counter()
+        if rec.completed_time is None:
+            rec.completed_time = time.perf_counter()
 
     def _serve_error(self, plan: Plan) -> None:
         self._wait(plan.ttft)
@@ -343,13 +347,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault(plan.malformed_at):
                 # Bad event and end-of-body in one write, so the body is complete when the SDK chokes.
-                self._write(_chunk(b"data: {not json\r\n\r\n") + b"0\r\n\r\n")
+                self._write(_chunk(b"data: {not json\r\n\r\n") + b"0\r\n\r\n", final=True)
                 return
             if last_slot:
                 break
             self._write_chunk(b"data: " + json.dumps(events[slot]).encode() + b"\r\n\r\n")
             self._chunks_sent += 1
-        self._write(b"0\r\n\r\n")  # end of the chunked body: the connection stays usable
+        self._write(b"0\r\n\r\n", final=True)  # end of the chunked body: the connection stays usable
 
     # -- waiting without missing a disconnect
     def _wait(self, seconds: float | None) -> None:
@@ -402,12 +406,16 @@ class _Handler(BaseHTTPRequestHandler):
                     headers: Mapping[str, str] | None = None) -> None:
         self._send_headers(status, {"Content-Type": content_type, "Content-Length": str(len(payload)),
                                     **(headers or {})})
-        self._write(payload)
+        self._write(payload, final=True)
 
     def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
         self._send_bytes(status, json.dumps(obj).encode(), "application/json; charset=UTF-8", headers)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, final: bool = False) -> None:
+        if final and self._rec is not None:
+            # Stamp completion *before* the last bytes leave, so a client that has the whole
+            # response always sees completed_time set (a failed write overwrites it as a disconnect).
+            self._rec.completed_time = time.perf_counter()
         self.wfile.write(data)  # unbuffered socket writer: sendall, raises BrokenPipe/ConnectionReset
 
     def _write_chunk(self, data: bytes) -> None:
