@@ -38,7 +38,18 @@ def fake():
 
 @pytest.fixture
 def client(fake):
-    return fake.client()
+    client = fake.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def aclient(fake):
+    """For async tests: closing the aio transport on the test's loop avoids unclosed-socket warnings."""
+    client = fake.client()
+    yield client
+    await client.aio.aclose()
+    client.close()
 
 
 def stream_texts(client, contents="hi", **kwargs):
@@ -69,20 +80,20 @@ def test_stream_text_in_order_sync(fake, client):
     assert not req.disconnected
 
 
-async def test_stream_text_in_order_async(fake, client):
+async def test_stream_text_in_order_async(fake, aclient):
     fake.enqueue(Reply.text("one two three four five six", chunks=3, delay=0.01))
     texts = []
-    async for chunk in await client.aio.models.generate_content_stream(model=MODEL, contents="go"):
+    async for chunk in await aclient.aio.models.generate_content_stream(model=MODEL, contents="go"):
         texts.append(chunk.text)
     assert texts == ["one two t", "hree four", " five six"]  # 27 chars in 3 even pieces
     assert fake.requests[0].last_user_text == "go"
 
 
-def test_api_versions_both_accepted(fake):
+def test_api_versions_both_accepted(fake, client):
     # google-genai 3.6.1 defaults to v1 (GOOGLE_AI_API_DEFAULT_VERSION); v1beta on request.
-    assert fake.client().models.generate_content(model=MODEL, contents="a").text == "You said: a"
-    beta = fake.client(api_version="v1beta")
-    assert beta.models.generate_content(model=MODEL, contents="b").text == "You said: b"
+    assert client.models.generate_content(model=MODEL, contents="a").text == "You said: a"
+    with fake.client(api_version="v1beta") as beta:
+        assert beta.models.generate_content(model=MODEL, contents="b").text == "You said: b"
     assert [r.api_version for r in fake.requests] == ["v1", "v1beta"]
     assert fake.requests[1].path.startswith("/v1beta/models/")
 
@@ -93,8 +104,8 @@ def test_env_base_url_is_honoured(fake, monkeypatch):
     for name, value in fake.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    env_client = genai.Client()  # keep a reference: a Client closes its transport when collected
-    response = env_client.models.generate_content(model=MODEL, contents="via env")
+    with genai.Client() as env_client:  # keep a reference: a Client closes its transport when collected
+        response = env_client.models.generate_content(model=MODEL, contents="via env")
     assert response.text == "You said: via env"
 
 
@@ -183,9 +194,9 @@ def test_function_calls_non_stream(fake, client):
         ("add", {"a": 1}, "c1"), ("mul", {"b": 2}, "c2")]
 
 
-async def test_function_call_async(fake, client):
+async def test_function_call_async(fake, aclient):
     fake.enqueue(Reply.function_call("add", {"a": 1}, id="call-1"))
-    response = await client.aio.models.generate_content(model=MODEL, contents="x")
+    response = await aclient.aio.models.generate_content(model=MODEL, contents="x")
     assert response.function_calls[0].name == "add" and response.function_calls[0].id == "call-1"
 
 
@@ -247,10 +258,10 @@ def test_429_quota_and_retry_info(fake, client):
     assert err.response.headers["retry-after"] == "7"
 
 
-async def test_429_async_fractional_delay(fake, client):
+async def test_429_async_fractional_delay(fake, aclient):
     fake.enqueue(Reply.error(429, retry_delay=0.5))
     with pytest.raises(errors.ClientError) as info:
-        await client.aio.models.generate_content(model=MODEL, contents="x")
+        await aclient.aio.models.generate_content(model=MODEL, contents="x")
     (retry,) = info.value.details["error"]["details"]
     assert retry == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.500s"}
     assert "retry-after" not in info.value.response.headers
@@ -273,10 +284,10 @@ def test_http_errors(fake, client, code, status, exc):
     assert info.value.message == "custom message"
 
 
-async def test_503_async_stream(fake, client):
+async def test_503_async_stream(fake, aclient):
     fake.enqueue(Reply.error(503))
     with pytest.raises(errors.ServerError) as info:
-        async for _ in await client.aio.models.generate_content_stream(model=MODEL, contents="x"):
+        async for _ in await aclient.aio.models.generate_content_stream(model=MODEL, contents="x"):
             pass
     assert info.value.code == 503 and "overloaded" in info.value.message
 
@@ -298,11 +309,11 @@ def test_drop_after_sync(fake, client):
     assert fake.requests[1].connection != fake.requests[0].connection
 
 
-async def test_drop_after_async(fake, client):
+async def test_drop_after_async(fake, aclient):
     fake.enqueue(Reply.text("abcdef", chunks=6).drop_after(2))
     got = []
     with pytest.raises(Exception) as info:  # httpx2.RemoteProtocolError, as in the sync client
-        async for chunk in await client.aio.models.generate_content_stream(model=MODEL, contents="x"):
+        async for chunk in await aclient.aio.models.generate_content_stream(model=MODEL, contents="x"):
             got.append(chunk.text)
     assert got == ["a", "b"]
     assert type(info.value).__name__ == "RemoteProtocolError"
@@ -327,13 +338,13 @@ def test_malformed_after(fake, client):
     assert client.models.generate_content(model=MODEL, contents="again").text == "You said: again"
 
 
-async def test_stall_cancel_disconnect_latency(fake, client):
+async def test_stall_cancel_disconnect_latency(fake, aclient):
     fake.enqueue(Reply.text("abcdefgh", chunks=8).stall_after(2))
     got: list[str] = []
     two_chunks = asyncio.Event()
 
     async def consume():
-        async for chunk in await client.aio.models.generate_content_stream(model=MODEL, contents="x"):
+        async for chunk in await aclient.aio.models.generate_content_stream(model=MODEL, contents="x"):
             got.append(chunk.text)
             if len(got) == 2:
                 two_chunks.set()
@@ -357,10 +368,10 @@ async def test_stall_cancel_disconnect_latency(fake, client):
     assert fake.wait_for_disconnect(timeout=0.05) is None  # each disconnect is returned once
 
 
-async def test_disconnect_during_ttft_and_delay(fake, client):
+async def test_disconnect_during_ttft_and_delay(fake, aclient):
     # ttft: the client gives up before the first byte.
     fake.enqueue(Reply.text("late", ttft=30), Reply.text("abc", chunks=3, delay=30))
-    task = asyncio.create_task(client.aio.models.generate_content(model=MODEL, contents="x"))
+    task = asyncio.create_task(aclient.aio.models.generate_content(model=MODEL, contents="x"))
     assert await asyncio.to_thread(fake.wait_for_requests, 1, 5.0)
     await asyncio.sleep(0.05)
     t0 = time.perf_counter()
@@ -372,7 +383,7 @@ async def test_disconnect_during_ttft_and_delay(fake, client):
 
     # delay: the client leaves between chunks.
     async def consume():
-        async for _ in await client.aio.models.generate_content_stream(model=MODEL, contents="y"):
+        async for _ in await aclient.aio.models.generate_content_stream(model=MODEL, contents="y"):
             pass
 
     task = asyncio.create_task(consume())
@@ -390,9 +401,9 @@ async def test_disconnect_during_ttft_and_delay(fake, client):
 
 def test_sync_client_timeout_is_a_disconnect(fake):
     fake.enqueue(Reply.text("slow", ttft=30))
-    client = fake.client(timeout=300)  # HttpOptions.timeout is in milliseconds
-    with pytest.raises(Exception):
-        client.models.generate_content(model=MODEL, contents="x")
+    with fake.client(timeout=300) as client:  # HttpOptions.timeout is in milliseconds
+        with pytest.raises(Exception):  # httpx2.ReadTimeout
+            client.models.generate_content(model=MODEL, contents="x")
     disconnect = fake.wait_for_disconnect(timeout=2.0)
     assert disconnect is not None and disconnect.chunks_sent == 0
     assert disconnect.time - fake.requests[0].time < 1.0
@@ -418,6 +429,8 @@ def test_stop_is_prompt_while_stalled():
     fake.stop()
     elapsed = time.perf_counter() - t0
     thread.join(5)
+    client.close()
+    print(f"\nstop() with a stalled stream took {elapsed * 1000:.1f} ms")
     assert elapsed < 1.0
     assert not thread.is_alive() and errors_seen
     assert fake.disconnects == []  # server-initiated, not a client disconnect
@@ -433,12 +446,12 @@ def test_keep_alive_reuses_connection(fake, client):
     assert len({r.connection for r in fake.requests}) == 1
 
 
-async def test_concurrent_streams(fake, client):
+async def test_concurrent_streams(fake, aclient):
     for _ in range(4):
         fake.enqueue(Reply.text("abc", chunks=3, delay=0.1, ttft=0.2))
 
     async def one(i):
-        return "".join([c.text async for c in await client.aio.models.generate_content_stream(
+        return "".join([c.text async for c in await aclient.aio.models.generate_content_stream(
             model=MODEL, contents=f"c{i}")])
 
     t0 = time.perf_counter()
@@ -598,10 +611,10 @@ def test_cli_subprocess(tmp_path):
 
         from google import genai
 
-        client = genai.Client(api_key="fake-key", http_options=types.HttpOptions(base_url=url))
-        assert "".join(c.text for c in client.models.generate_content_stream(model=MODEL, contents="q")) \
-            == "from script"
-        assert client.models.generate_content(model=MODEL, contents="ping").text == "You said: ping"
+        with genai.Client(api_key="fake-key", http_options=types.HttpOptions(base_url=url)) as client:
+            texts = [c.text for c in client.models.generate_content_stream(model=MODEL, contents="q")]
+            assert texts == ["from ", "script"]
+            assert client.models.generate_content(model=MODEL, contents="ping").text == "You said: ping"
     finally:
         proc.terminate()
         try:

@@ -68,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake.start()
 
     done = threading.Event()
-    # SIGTERM (e.g. from a test harness) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Handle SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and
+    # SIGTERM (e.g. from a test harness) should stop as cleanly as Ctrl-C.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
     print(f"FakeGemini serving at {fake.url}", flush=True)
     for name, value in fake.env().items():
         print(f"{name}={value}", flush=True)

@@ -157,7 +157,8 @@ class RecordedRequest:
     connection: int = 0            # serial number of the TCP connection (equal => keep-alive reuse)
     completed_time: float | None = None  # when the response finished or the client went away
     disconnected: bool = False
-    reply: Reply | None = None     # the reply that answered it (None for countTokens)
+    reply: Reply | None = field(default=None, repr=False)  # the reply used (None for countTokens)
+    _generation: int = field(default=0, repr=False, compare=False)  # FakeGemini.reset() count at arrival
 
     @property
     def stream(self) -> bool:
@@ -202,7 +203,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
                                   name="FakeGemini-conn", daemon=True)
-        self.fake._threads.append(thread)
+        self.fake._threads = [t for t in self.fake._threads if t.is_alive()] + [thread]
         thread.start()
 
 
@@ -212,7 +213,11 @@ def _chunk(data: bytes) -> bytes:
 
 
 class _Gone(Exception):
-    """The client closed the connection (or the server is stopping) while a reply was in progress."""
+    """The reply cannot go on: the client closed the connection, or the server is stopping."""
+
+    def __init__(self, by_client: bool):
+        super().__init__("client went away" if by_client else "server stopping")
+        self.by_client = by_client
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -220,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeGemini/1.0"
     sys_version = ""
     server: _Server
+    _rec: RecordedRequest | None = None  # the request being answered (set by _respond)
+    _chunks_sent = 0
 
     # -- connection lifecycle
     def setup(self) -> None:
@@ -239,12 +246,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
     def do_GET(self) -> None:
-        self._rec = None
         self._send_json(404, {"error": {"code": 404, "message": f"{self.path} not found", "status": "NOT_FOUND"}})
 
     def do_POST(self) -> None:
         arrival = time.perf_counter()
-        self._rec: RecordedRequest | None = None  # set by _finish(); requests on a connection are sequential
         raw = self._read_body()
         url = urlsplit(self.path)
         match = _PATH_RE.match(url.path)
@@ -262,30 +267,30 @@ class _Handler(BaseHTTPRequestHandler):
                                 headers=headers, api_key=api_key, body=body, api_version=match["version"],
                                 connection=self.conn_id)
         if body is None:
-            self._finish(rec, lambda: self._send_json(400, {"error": {
+            self._respond(rec, lambda: self._send_json(400, {"error": {
                 "code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}))
             return
         if rec.method == "countTokens":
             tokens = estimate_tokens(rec.contents)
-            self._finish(rec, lambda: self._send_json(200, {
+            self._respond(rec, lambda: self._send_json(200, {
                 "totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}))
             return
         try:
             reply = self.fake._next_reply(rec)
             plan = reply.render(rec)
         except Exception as exc:  # a broken reply callable should fail the test visibly, not hang it
-            self._finish(rec, lambda: self._send_json(500, {"error": {
+            self._respond(rec, lambda: self._send_json(500, {"error": {
                 "code": 500, "message": f"FakeGemini reply failed: {exc!r}", "status": "INTERNAL"}}))
             return
         if plan.is_error:
-            self._finish(rec, lambda: self._serve_error(plan))
+            self._respond(rec, lambda: self._serve_error(plan))
         elif rec.stream:
-            self._finish(rec, lambda: self._serve_stream(plan, rec))
+            self._respond(rec, lambda: self._serve_stream(plan))
         else:
-            self._finish(rec, lambda: self._serve_single(plan))
+            self._respond(rec, lambda: self._serve_single(plan))
 
     # -- serving a plan
-    def _finish(self, rec: RecordedRequest, serve: Callable[[], None]) -> None:
+    def _respond(self, rec: RecordedRequest, serve: Callable[[], None]) -> None:
         """Run `serve`; record completion, or a Disconnect if the client went away meanwhile."""
         self._chunks_sent = 0
         self._rec = rec
@@ -293,13 +298,15 @@ class _Handler(BaseHTTPRequestHandler):
             serve()
         except _Gone as gone:
             self.close_connection = True
-            if str(gone) == "client":
+            if gone.by_client:
                 self.fake._record_disconnect(rec, self._chunks_sent)
                 return
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
             self.fake._record_disconnect(rec, self._chunks_sent)
             return
+        finally:
+            self._rec = None
         if rec.completed_time is None:
             rec.completed_time = time.perf_counter()
 
@@ -324,33 +331,32 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send_bytes(200, payload, "application/json; charset=UTF-8")
 
-    def _serve_stream(self, plan: Plan, rec: RecordedRequest) -> None:
+    def _serve_stream(self, plan: Plan) -> None:
         # Headers go out with the first chunk, as with the real API (errors can still be a status).
         self._wait(plan.ttft)
         self._send_headers(200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
                                  "Cache-Control": "no-cache"})
         events = plan.events
-        for slot in range(len(events) + 1):
-            last_slot = slot == len(events)
+        for slot in range(len(events) + 1):  # slot len(events) = after the last event
+            at_end = slot == len(events)
 
-            def fault(at: int | None) -> bool:  # does this fault fire before event `slot`?
-                return at is not None and (at == slot or (last_slot and at > slot))
+            def fires(at: int | None) -> bool:  # does this fault take the place of event `slot`?
+                return at is not None and (at == slot or (at_end and at > slot))
 
-            if fault(plan.stall_at):
-                self._wait(None)
-            if (slot > 0 and not last_slot) or fault(plan.drop_at) or fault(plan.malformed_at):
-                self._wait(plan.delay)  # the gap before the next event (or the fault taking its place)
-            else:
-                self._wait(0)  # no pause, but still notice a client that has left
-            if fault(plan.drop_at):
+            if fires(plan.stall_at):
+                self._wait(None)  # only ends by raising _Gone
+            if at_end and not (fires(plan.drop_at) or fires(plan.malformed_at)):
+                break
+            # The pause before this event (or before the fault replacing it); slot 0 already had ttft.
+            # _wait(0) still notices a client that has left.
+            self._wait(plan.delay if slot > 0 else 0.0)
+            if fires(plan.drop_at):
                 self._hang_up()
                 return
-            if fault(plan.malformed_at):
+            if fires(plan.malformed_at):
                 # Bad event and end-of-body in one write, so the body is complete when the SDK chokes.
                 self._write(_chunk(b"data: {not json\r\n\r\n") + b"0\r\n\r\n", final=True)
                 return
-            if last_slot:
-                break
             self._write_chunk(b"data: " + json.dumps(events[slot]).encode() + b"\r\n\r\n")
             self._chunks_sent += 1
         self._write(b"0\r\n\r\n", final=True)  # end of the chunked body: the connection stays usable
@@ -367,18 +373,18 @@ class _Handler(BaseHTTPRequestHandler):
         watch = [self.connection, wake]
         while True:
             if self.fake._stopping.is_set():
-                raise _Gone("server")
+                raise _Gone(by_client=False)
             timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
             try:
                 readable, _, _ = select.select(watch, [], [], timeout)
             except (OSError, ValueError):
-                raise _Gone("server" if self.fake._stopping.is_set() else "client") from None
+                raise _Gone(by_client=not self.fake._stopping.is_set()) from None
             if wake in readable:
-                raise _Gone("server")
+                raise _Gone(by_client=False)
             if self.connection in readable:
                 state = self._peek()
                 if state == "gone":
-                    raise _Gone("client")
+                    raise _Gone(by_client=True)
                 if state == "data":
                     # The client sent more bytes (pipelining); peeking can no longer tell a close,
                     # so stop watching the socket; write errors still catch a vanished client.
@@ -614,8 +620,7 @@ class FakeGemini:
                 tools=[tools] if isinstance(tools, dict) else list(tools or []),
                 generation_config=config if isinstance(config, dict) else {},
                 system_instruction="".join(_texts(system)) if system is not None else None,
-                api_version=api_version, connection=connection)
-            rec._generation = self._generation  # type: ignore[attr-defined]
+                api_version=api_version, connection=connection, _generation=self._generation)
             self._requests.append(rec)
             self._changed.notify_all()
         return rec
@@ -634,7 +639,7 @@ class FakeGemini:
         rec.disconnected = True
         rec.completed_time = now
         with self._changed:
-            if getattr(rec, "_generation", None) != self._generation:
+            if rec._generation != self._generation:
                 return  # the request predates reset()
             self._disconnects.append(Disconnect(request_index=rec.index, time=now, chunks_sent=chunks_sent))
             self._changed.notify_all()
