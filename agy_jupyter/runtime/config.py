@@ -42,12 +42,14 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
 
     channel_capacity: int = Field(DEFAULT_CHANNEL_CAPACITY, gt=0, description="commands in flight at once")
-    chat_timeout: float = Field(default_factory=chat_timeout_from_env, gt=0,
+    chat_timeout: float = Field(default_factory=chat_timeout_from_env, gt=0, allow_inf_nan=False,
                                 description="longest a whole chat turn may take")
-    operation_timeout: float | None = Field(None, gt=0, description="longest any command may take; "
+    operation_timeout: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                            description="longest any command may take; "
                                             "default chat_timeout + 120 s")
-    shutdown_timeout: float = Field(DEFAULT_SHUTDOWN_TIMEOUT, gt=0, description="thread join limit")
-    inter_agent_delay: float = Field(DEFAULT_INTER_AGENT_DELAY, ge=0,
+    shutdown_timeout: float = Field(DEFAULT_SHUTDOWN_TIMEOUT, gt=0, allow_inf_nan=False,
+                                    description="thread join limit")
+    inter_agent_delay: float = Field(DEFAULT_INTER_AGENT_DELAY, ge=0, allow_inf_nan=False,
                                      description="spacing between inter-agent deliveries")
 
     @model_validator(mode="after")

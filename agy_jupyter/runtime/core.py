@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import itertools
 import logging
@@ -36,11 +37,13 @@ AgentRef = Union[int, str]
 
 # Commands that act on one agent and map to the AgentSession method of the same name.
 AGENT_COMMANDS = frozenset({
-    "cancel", "wait_for_idle", "signal_idle", "wait_for_wakeup", "history", "turn_count",
+    "cancel", "signal_idle", "wait_for_wakeup", "history", "turn_count",
     "total_usage", "last_turn_usage", "clear_history", "compaction_indices", "last_response",
-    "disconnect", "is_idle",
+    "disconnect",
 })
-COMMANDS = AGENT_COMMANDS | {"create_agent", "chat", "send", "shutdown_agent", "delete", "agent_ids"}
+# wait_for_idle and is_idle also count messages sent to the agent but not delivered yet (_do_send).
+COMMANDS = AGENT_COMMANDS | {"create_agent", "chat", "send", "shutdown_agent", "delete", "agent_ids",
+                             "wait_for_idle", "is_idle"}
 
 
 class _LoopThread:
@@ -49,6 +52,7 @@ class _LoopThread:
     def __init__(self, name: str):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.crash: BaseException | None = None
+        self.closing = False  # set (under pending_lock) once the loop has stopped: no new commands
         self.pending: set[concurrent.futures.Future] = set()
         self.pending_lock = threading.Lock()
         self.streams: weakref.WeakSet[ChatStream] = weakref.WeakSet()
@@ -71,14 +75,26 @@ class _LoopThread:
             self._finish(loop)
 
     def _finish(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self.pending_lock:
+            # The loop runs again below (to cancel tasks): a command submitted now must not start.
+            self.closing = True
         cause = repr(self.crash) if self.crash else "the runtime was shut down"
+        # Fail running turns before cancelling their tasks: the agent would report a cancelled task
+        # as an ordinary user cancel, hiding that the runtime died under it.
+        for stream in list(self.streams):
+            if not stream.done():
+                stream.close_unfinished(self.crash if self.crash is not None else cause)
         try:
             # Cancelling the tasks settles their callers' futures (reported as RuntimeClosed there).
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+            # Twice: commands queued just before `closing` become tasks while the first pass runs.
+            for _ in range(2):
+                tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+                else:
+                    loop.run_until_complete(asyncio.sleep(0))  # run callbacks already queued
             loop.run_until_complete(loop.shutdown_asyncgens())
         except BaseException as exc:  # a dying loop must still release every waiter below
             log.warning("agy runtime: error while cancelling tasks at exit: %r", exc)
@@ -90,12 +106,10 @@ class _LoopThread:
             for fut in pending:
                 if not fut.done():
                     fut.set_exception(RuntimeClosed(f"the runtime thread exited ({cause})", cause=self.crash or cause))
-            for stream in list(self.streams):
-                if not stream.done():
-                    stream.close_unfinished(cause)
 
     def alive(self) -> bool:
-        return self.thread.is_alive() and self.loop is not None and not self.loop.is_closed()
+        return (self.thread.is_alive() and self.loop is not None and not self.closing
+                and not self.loop.is_closed())
 
     def on_thread(self) -> bool:
         return threading.current_thread() is self.thread
@@ -127,6 +141,8 @@ class Runtime:
         self._semaphore = threading.BoundedSemaphore(self.config.channel_capacity)
         self._resources = ResourceCache()
         self._services = RuntimeServices(self.config, self._thread.loop, self.quota, self._resources)
+        # agent id -> futures of messages sent to it and not delivered yet (they belong to this loop)
+        self._deliveries: dict[int, set[asyncio.Future]] = {}
 
     def __repr__(self) -> str:
         state = "running" if self._thread.alive() else ("shut down" if self._shutdown_called else "dead")
@@ -180,18 +196,32 @@ class Runtime:
         return fut.result()
 
     def _schedule(self, operation: str, coro: Coroutine) -> concurrent.futures.Future:
-        """Run `coro` on the runtime loop under the operation timeout, in the caller's context."""
-        ctx = contextvars.copy_context()  # one copy per submission: a Context can't be shared by threads
-        fut = ctx.run(asyncio.run_coroutine_threadsafe, self._guard(operation, coro), self._thread.loop)
-        with self._thread.pending_lock:
-            self._thread.pending.add(fut)
-        fut.add_done_callback(self._release)
-        return fut
+        """Run `coro` on the runtime loop under the operation timeout, in the caller's context.
 
-    def _release(self, fut: concurrent.futures.Future) -> None:
-        with self._thread.pending_lock:
-            self._thread.pending.discard(fut)
-        self._semaphore.release()
+        The caller holds a slot of the semaphore; it is released when the command ends, or here if the
+        command cannot be submitted (the loop is stopping or gone: RuntimeClosed).
+        """
+        thread, semaphore = self._thread, self._semaphore
+        ctx = contextvars.copy_context()  # one copy per submission: a Context can't be shared by threads
+        guarded = self._guard(operation, coro)
+        try:
+            # Under the lock, so _finish either sees this future in `pending` or we see `closing`.
+            with thread.pending_lock:
+                if thread.closing:
+                    raise self._closed_error(operation)
+                try:
+                    fut = ctx.run(asyncio.run_coroutine_threadsafe, guarded, thread.loop)
+                except RuntimeError:  # the loop was closed
+                    raise self._closed_error(operation) from None
+                thread.pending.add(fut)
+        except BaseException:
+            guarded.close()
+            coro.close()
+            semaphore.release()
+            raise
+        # Bound to this thread's semaphore: a command finishing after restart() must not free a new slot.
+        fut.add_done_callback(functools.partial(_release, thread, semaphore))
+        return fut
 
     async def _guard(self, operation: str, coro: Coroutine) -> Any:
         timeout = self.config.operation_timeout
@@ -244,6 +274,8 @@ class Runtime:
                 # poll: a sleeping kernel loop does not notice SIGINT otherwise (ipykernel #881)
                 while not wrapped.done():
                     await asyncio.wait({wrapped}, timeout=0.05)
+            if not wrapped.cancelled():
+                wrapped.exception()  # the outcome is read from `fut`: mark this copy's error as retrieved
             return self._outcome(operation, fut)
         except TimeoutError:
             fut.cancel()
@@ -299,16 +331,37 @@ class Runtime:
         return stream
 
     async def _do_send(self, agent: AgentRef, message: Any, sender: str | None) -> None:
-        session = self._session(agent)
+        agent_id = self._resolve_id(agent)
+        session = self._sessions[agent_id]
         loop = self._thread.loop
         start = max(loop.time(), self._next_delivery)
         self._next_delivery = start + self.config.inter_agent_delay
+        # Until it is delivered the message is in no inbox: wait_for_idle / is_idle count it here.
+        pending = self._deliveries.setdefault(agent_id, set())
+        delivered = loop.create_future()
+        pending.add(delivered)
+
+        def settle(_: Any) -> None:
+            pending.discard(delivered)
+            if not delivered.done():
+                delivered.set_result(None)
 
         def deliver() -> None:
             task = loop.create_task(session.deliver(message, sender))
             task.add_done_callback(_log_failure(f"delivering a message to {session.name!r}"))
+            task.add_done_callback(settle)
 
         loop.call_at(start, deliver)
+
+    async def _do_wait_for_idle(self, agent: AgentRef) -> None:
+        agent_id = self._resolve_id(agent)
+        while pending := self._deliveries.get(agent_id):
+            await asyncio.wait(set(pending))
+        await self._session(agent_id).wait_for_idle()
+
+    async def _do_is_idle(self, agent: AgentRef) -> bool:
+        agent_id = self._resolve_id(agent)
+        return not self._deliveries.get(agent_id) and bool(self._sessions[agent_id].is_idle())
 
     async def _do_shutdown_agent(self, agent: AgentRef) -> None:
         await self._session(agent).shutdown()
@@ -317,6 +370,7 @@ class Runtime:
         agent_id = self._resolve_id(agent)
         session = self._sessions.pop(agent_id)
         self._specs.pop(agent_id, None)
+        self._deliveries.pop(agent_id, None)
         self._names = {n: i for n, i in self._names.items() if i != agent_id}
         await session.shutdown()
 
@@ -350,8 +404,7 @@ class Runtime:
             return False
         try:
             fut = self._schedule("try_shutdown_agent", self._do_shutdown_agent(agent))
-        except RuntimeError:  # loop closed in between
-            self._semaphore.release()
+        except AgyError:  # the loop stopped in between (_schedule released the slot)
             return False
         fut.add_done_callback(_log_failure("try_shutdown_agent"))
         return True
@@ -412,6 +465,9 @@ class Runtime:
 
         Safe to call twice. Raises RuntimeClosed if the thread had crashed, Timeout if it hung.
         """
+        if self._thread.on_thread():
+            raise ConfigError("shutdown() from the runtime's own thread would wait for itself",
+                              hint="call it from another thread")
         if self._shutdown_called:
             return
         self._shutdown_called = True
@@ -452,6 +508,9 @@ class Runtime:
     def restart(self) -> None:
         """Start a fresh thread after a crash or shutdown; agents come back with their history."""
         old = self._thread
+        if old.on_thread():
+            raise ConfigError("restart() from the runtime's own thread would wait for itself",
+                              hint="call it from another thread")
         if old.alive() and not self._shutdown_called:
             self.shutdown()
         elif old.thread.is_alive():
@@ -459,6 +518,7 @@ class Runtime:
         states = {i: s.snapshot() for i, s in self._sessions.items()}
         self._shutdown_called = False
         self._start_thread()
+        atexit.unregister(self._atexit)  # still registered if the thread had crashed: register once
         atexit.register(self._atexit)
 
         async def rebuild() -> None:
@@ -495,8 +555,19 @@ class AsyncRuntime:
         command.__doc__ = sync.__doc__
         return command
 
+    async def try_shutdown_agent(self, agent: AgentRef) -> bool:
+        """Best effort, never blocks or raises (same as the sync form, which returns at once)."""
+        return self._runtime.try_shutdown_agent(agent)
+
     def __dir__(self) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(COMMANDS | {"try_shutdown_agent"})
+
+
+def _release(thread: _LoopThread, semaphore: threading.BoundedSemaphore,
+             fut: concurrent.futures.Future) -> None:
+    with thread.pending_lock:
+        thread.pending.discard(fut)
+    semaphore.release()
 
 
 def _log_failure(what: str) -> Callable[[Any], None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import re
 import threading
@@ -93,7 +94,7 @@ GLOBAL_QUOTA = QuotaRegistry()  # default: one quota state per key across every 
 
 def backoff_delay(attempt: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX) -> float:
     """Bounded exponential backoff with jitter, for the attempt-th consecutive failure (1-based)."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    ceiling = min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))  # 2**64: past any cap, no overflow
     return ceiling * random.uniform(0.5, 1.0)
 
 
@@ -108,15 +109,19 @@ class QuotaVerdict:
 
 
 def parse_duration(value: Any) -> float | None:
-    """google.protobuf.Duration as JSON ("1.5s" or {"seconds": 1, "nanos": 5e8}) → seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        return float(match.group(1)) if match else None
-    if isinstance(value, Mapping):
-        return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
-    return None
+    """google.protobuf.Duration as JSON ("1.5s" or {"seconds": 1, "nanos": 5e8}) → seconds; None if unreadable."""
+    seconds: float | None = None
+    try:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        elif isinstance(value, str):
+            match = _DURATION.match(value)
+            seconds = float(match.group(1)) if match else None
+        elif isinstance(value, Mapping):
+            seconds = float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+    except (TypeError, ValueError):  # server data: a malformed Duration must not break the 429 handling
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def parse_retry_after_header(value: str | None) -> float | None:
@@ -125,9 +130,11 @@ def parse_retry_after_header(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
@@ -137,7 +144,8 @@ def parse_retry_after_header(value: str | None) -> float | None:
 def _is_exhausting(violation: Mapping[str, Any]) -> bool:
     """A per-day quota, or a limit of zero (no free tier for this model), is not waited out."""
     quota_id = str(violation.get("quotaId") or violation.get("quota_id") or "")
-    limit = str(violation.get("quotaValue") or violation.get("quota_value") or "").strip()
+    limit = violation.get("quotaValue", violation.get("quota_value"))  # not `or`: an int 0 is falsy
+    limit = "" if limit is None else str(limit).strip()
     return "perday" in quota_id.lower() or limit == "0"
 
 

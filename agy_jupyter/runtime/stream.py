@@ -176,9 +176,10 @@ class ChatStream:
     def __await__(self):
         return self.aresult().__await__()
 
-    def close_unfinished(self, cause: str) -> None:
+    def close_unfinished(self, cause: BaseException | str) -> None:
         """Fail a stream whose runtime went away, so no consumer waits forever."""
-        self.fail(RuntimeClosed(f"the runtime closed while {self.label} was running", cause=cause))
+        text = repr(cause) if isinstance(cause, BaseException) else cause
+        self.fail(RuntimeClosed(f"the runtime closed while {self.label} was running ({text})", cause=cause))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
