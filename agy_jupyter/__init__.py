@@ -12,3 +12,13 @@ __version__ = "0.1.0"
 __all__ = [*_agent_all, "AgentBusy", "AgyError", "BackendError", "ChatStream", "ConfigError", "MaxTokens",
            "PolicyDenied", "QuotaExhausted", "Runtime", "RuntimeClosed", "RuntimeConfig", "SafetyBlocked",
            "Timeout", "ToolError", "UnknownAgent", "get_runtime"]
+
+
+def load_ipython_extension(shell):  # `%load_ext agy_jupyter`
+    from .notebook import load_ipython_extension as load
+    load(shell)
+
+
+def unload_ipython_extension(shell):
+    from .notebook import unload_ipython_extension as unload
+    unload(shell)

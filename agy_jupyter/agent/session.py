@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import time
 from typing import Any
@@ -114,6 +115,7 @@ class GeminiSession:
         self._idle.set()
         self._wakeup = asyncio.Event()
         self._closed = False
+        self._last_error: str | None = None
 
     def __repr__(self) -> str:
         return f"<GeminiSession {self.name} ({self.config.model}) {self.state}, {self._turns} turns>"
@@ -160,6 +162,7 @@ class GeminiSession:
             stream.finish(response)
         except Exception as exc:
             error = classify_exception(exc, partial_text=turn.partial_text)
+            self._last_error = f"{type(error).__name__}: {error}"
             self._end_turn(turn, "error")
             self._set_status(turn, "error", str(error))
             stream.fail(error)
@@ -171,8 +174,8 @@ class GeminiSession:
         finally:
             self._turn_task = None
             self._settle_idle()
-        if stream.done() and not stream._result.exception():
-            await self.config.hooks.run("post_turn", stream._result.result())
+        if stream.done() and stream.error() is None:
+            await self.config.hooks.run("post_turn", stream.result(timeout=0))
 
     async def _converse(self, turn: _Turn) -> None:
         calls_left = self.config.max_tool_calls
@@ -470,8 +473,8 @@ class GeminiSession:
                 log.warning("agy: message to %r could not start a turn: %s", self.name, exc)
                 continue
             await asyncio.wait({self._turn_task}) if self._turn_task else None
-            if stream.done() and stream._result.exception() is not None:
-                log.warning("agy: turn for a message to %r failed: %s", self.name, stream._result.exception())
+            if stream.error() is not None:
+                log.warning("agy: turn for a message to %r failed: %s", self.name, stream.error())
         self._settle_idle()
 
     def _settle_idle(self) -> None:
@@ -518,6 +521,23 @@ class GeminiSession:
         self._compactions.clear()
         self._turns = 0
         self._last_response = None
+
+    def describe(self) -> dict[str, Any]:
+        """State for listings: what it is doing, turns, tokens, the context size, the last error."""
+        last = next((m.usage for m in reversed(self.messages) if m.role == "model" and m.usage), None)
+        return {"name": self.name, "model": self.config.model, "state": self.state, "turns": self._turns,
+                "tokens": self._total_usage.total_tokens, "context_tokens": last.total_tokens if last else 0,
+                "last_error": self._last_error, "backend": self.credentials.describe()}
+
+    def import_history(self, messages: list[dict[str, Any]]) -> None:
+        """Replace the history with saved messages (from %agent save); they are validated first."""
+        if self._turn_task is not None:
+            raise AgentBusy(f"agent {self.name!r} is answering; load its history when it is idle")
+        # through JSON, so bytes (thought signatures) are read back from base64 as they were saved
+        loaded = [Message.model_validate_json(json.dumps(m)) for m in messages]
+        self.messages = loaded
+        self._turns = max((m.turn for m in loaded), default=0)
+        self._last_response = next((m.text for m in reversed(loaded) if m.role == "model" and m.text), None)
 
     def compaction_indices(self) -> list[int]:
         return list(self._compactions)

@@ -1,0 +1,22 @@
+"""The notebook layer: %agent and %%chat magics, streaming / approval / usage widgets."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """`%load_ext agy_jupyter`: register the magics and the async-cell transformer."""
+    from . import transformer
+    from .magics import AgyMagics
+
+    shell.register_magics(AgyMagics(shell=shell))
+    transformer.register(shell)
+    if getattr(shell, "kernel", None) is not None:
+        from .widgets import ensure_assets
+        ensure_assets()  # the shared front-end library travels with %load_ext, once, not with a reply
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    from . import transformer
+
+    transformer.unregister(shell)

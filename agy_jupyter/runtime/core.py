@@ -39,7 +39,7 @@ AgentRef = Union[int, str]
 AGENT_COMMANDS = frozenset({
     "cancel", "signal_idle", "wait_for_wakeup", "history", "turn_count",
     "total_usage", "last_turn_usage", "clear_history", "compaction_indices", "last_response",
-    "disconnect",
+    "disconnect", "describe", "import_history",
 })
 # wait_for_idle and is_idle also count messages sent to the agent but not delivered yet (_do_send).
 COMMANDS = AGENT_COMMANDS | {"create_agent", "chat", "send", "shutdown_agent", "delete", "agent_ids",
@@ -457,6 +457,14 @@ class Runtime:
 
     def is_idle(self, agent: AgentRef) -> bool:
         return self._call("is_idle", agent)
+
+    def describe(self, agent: AgentRef) -> dict[str, Any]:
+        """The agent's state for listings: what it is doing, turns, tokens, context size, last error."""
+        return self._call("describe", agent)
+
+    def import_history(self, agent: AgentRef, messages: list[dict[str, Any]]) -> None:
+        """Replace an idle agent's history with saved messages (validated)."""
+        return self._call("import_history", agent, messages)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

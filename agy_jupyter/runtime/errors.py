@@ -22,6 +22,11 @@ class AgyError(Exception):
             self.operation = operation
         return self
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: a user's mistake or a service's refusal is one
+        # clear line, not a wall of frames.
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
     def __str__(self) -> str:
         text = self.message
         if self.operation:

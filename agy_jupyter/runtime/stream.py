@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from .errors import RuntimeClosed, Timeout
 
+log = logging.getLogger(__name__)
 _POLL = 0.05  # async waits wake this often so a kernel interrupt (SIGINT) is noticed (ipykernel #881)
 
 
@@ -28,6 +30,7 @@ class ChatStream:
         self._cond = threading.Condition()
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._listeners: list[tuple[Callable[[Any], Any], contextvars.Context]] = []
+        self._done_callbacks: list[tuple[Callable[["ChatStream"], Any], contextvars.Context]] = []
         self._result: concurrent.futures.Future = concurrent.futures.Future()
         self._task: asyncio.Task | None = None
         self._cancel_requested = False
@@ -68,6 +71,12 @@ class ChatStream:
             waiters, self._async_waiters = self._async_waiters, []
         for loop, fut in waiters:
             _wake(loop, fut)
+        callbacks, self._done_callbacks = self._done_callbacks, []
+        for callback, ctx in callbacks:
+            try:
+                ctx.run(callback, self)
+            except Exception:  # one broken callback must not keep the others from running
+                log.exception("agy: a ChatStream done-callback failed")
 
     # -- consumer side (any thread) --------------------------------------------------------------
 
@@ -79,6 +88,22 @@ class ChatStream:
 
     def done(self) -> bool:
         return self._result.done()
+
+    def error(self) -> BaseException | None:
+        """The turn's error once it ended with one; None while running or after success."""
+        return self._result.exception() if self._result.done() and not self._result.cancelled() else None
+
+    def add_done_callback(self, callback: Callable[["ChatStream"], Any]) -> None:
+        """Call `callback(stream)` on the runtime loop, in the caller's context, once the turn ends."""
+        ctx = contextvars.copy_context()
+
+        def register() -> None:
+            if self._result.done():
+                ctx.run(callback, self)
+            else:
+                self._done_callbacks.append((callback, ctx))
+
+        self._call_on_loop(register)
 
     def add_listener(self, listener: Callable[[Any], Any], *, replay: bool = True) -> None:
         """Call `listener(event)` on the runtime loop for each event, in the caller's context."""

@@ -1,0 +1,141 @@
+"""Named agents of one runtime, and which one is the default: what `%agent` manages, usable from scripts.
+
+>>> from agy_jupyter.agent.directory import agents
+>>> agents.create("analyst", model="gemini-2.5-flash")
+>>> agents.get().chat("hi")          # the default agent
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..runtime.core import Runtime, get_runtime
+from ..runtime.errors import ConfigError, UnknownAgent
+from .api import Agent
+from .config import AgentConfig
+
+SAVE_FORMAT = "agy-agent/1"
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """One row of `%agent list`."""
+
+    name: str
+    model: str
+    turns: int
+    tokens: int
+    state: str
+    default: bool
+
+
+class AgentDirectory:
+    """Agents by name on one runtime (the default runtime unless given), with a default agent."""
+
+    def __init__(self, runtime: Runtime | None = None):
+        self._runtime = runtime
+        self._agents: dict[str, Agent] = {}
+        self.default_name: str | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime if self._runtime is not None else get_runtime()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._agents
+
+    def names(self) -> list[str]:
+        return list(self._agents)
+
+    def create(self, name: str, *, use: bool = False, **settings: Any) -> Agent:
+        """Create an agent; the first one (or use=True) becomes the default."""
+        if name in self._agents:
+            raise ConfigError(f"an agent named {name!r} already exists",
+                              hint=f"pick another name, or `%agent delete {name}` first")
+        agent = Agent(name, runtime=self.runtime, **settings)
+        self._agents[name] = agent
+        if use or self.default_name is None:
+            self.default_name = name
+        return agent
+
+    def add(self, agent: Agent, *, use: bool = False) -> Agent:
+        """Adopt an Agent made elsewhere (e.g. `Agent(...)` in a script)."""
+        self._agents[agent.name] = agent
+        if use or self.default_name is None:
+            self.default_name = agent.name
+        return agent
+
+    def get(self, name: str | None = None) -> Agent:
+        """The named agent, or the default one."""
+        if name is None:
+            if self.default_name is None:
+                raise ConfigError("no agent yet", hint="create one with `%agent create NAME` or agents.create(NAME)")
+            name = self.default_name
+        if name not in self._agents:
+            error = UnknownAgent(name)
+            error.hint = f"known agents: {', '.join(self._agents) or 'none yet'}; see %agent list"
+            raise error
+        return self._agents[name]
+
+    def use(self, name: str) -> Agent:
+        agent = self.get(name)
+        self.default_name = name
+        return agent
+
+    def delete(self, name: str) -> None:
+        agent = self.get(name)
+        try:
+            agent.delete()
+        finally:
+            del self._agents[name]
+            if self.default_name == name:
+                self.default_name = next(iter(self._agents), None)
+
+    def info(self, name: str) -> AgentInfo:
+        agent = self.get(name)
+        session = self.runtime.describe(agent.id)
+        return AgentInfo(name, agent.config.model, session["turns"], session["tokens"], session["state"],
+                         name == self.default_name)
+
+    def list(self) -> list[AgentInfo]:
+        return [self.info(name) for name in self._agents]
+
+    def cancel_all(self) -> int:
+        """Cancel every running turn; return how many agents were busy."""
+        busy = [a for a in self._agents.values() if not a.is_idle()]
+        for agent in busy:
+            agent.cancel()
+        return len(busy)
+
+    def save(self, name: str, path: str | os.PathLike) -> Path:
+        """Write the agent's config and history as JSON. No key or credential is ever written."""
+        agent = self.get(name)
+        data = {"format": SAVE_FORMAT, "config": json.loads(agent.config.to_json()),
+                "history": [m.model_dump(mode="json", exclude_none=True) for m in agent.history()]}
+        target = Path(path)
+        target.write_text(json.dumps(data, indent=2))
+        return target
+
+    def load(self, path: str | os.PathLike, *, tools: Iterable[Callable] = (), name: str | None = None,
+             use: bool = False) -> Agent:
+        """Recreate a saved agent (tools are matched by name among `tools`), history included."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read agent file {path}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != SAVE_FORMAT:
+            raise ConfigError(f"{path} is not an agy agent file (expected format {SAVE_FORMAT!r})")
+        config = AgentConfig.from_json(json.dumps(data["config"]), tools=list(tools))
+        if name is not None:
+            config = config.model_copy(update={"name": name})
+        if config.name in self._agents:
+            raise ConfigError(f"an agent named {config.name!r} already exists", hint="load it under another name")
+        agent = self.add(Agent(config=config, runtime=self.runtime), use=use)
+        self.runtime.import_history(agent.id, data.get("history", []))
+        return agent
+
+
+agents = AgentDirectory()  # the notebook's agents on the default runtime

@@ -1,0 +1,67 @@
+"""Token usage for display: cost estimates from a price table, context fill against the model's limit."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..agent.history import Usage
+
+# USD per million tokens; estimates from published list prices, for orientation only. Thinking
+# tokens are billed as output. Users replace or extend this with `%config AgyMagics.prices = {...}`.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "gemini-2.5-pro": {"input": 1.25, "output": 10.0, "cached": 0.31},
+    "gemini-2.5-flash-lite": {"input": 0.10, "output": 0.40, "cached": 0.025},
+    "gemini-2.5-flash": {"input": 0.30, "output": 2.50, "cached": 0.075},
+    "gemini-2.0-flash-lite": {"input": 0.075, "output": 0.30, "cached": 0.019},
+    "gemini-2.0-flash": {"input": 0.10, "output": 0.40, "cached": 0.025},
+}
+DEFAULT_CONTEXT_LIMITS: dict[str, int] = {
+    "gemini-2.5-pro": 1_048_576,
+    "gemini-2.5-flash": 1_048_576,
+    "gemini-2.0-flash": 1_048_576,
+}
+ESTIMATE_NOTE = ("Costs are estimates from a price table (USD per million tokens), not a bill; "
+                 "set %config AgyMagics.prices to match your plan.")
+
+
+def lookup(table: Mapping[str, Any], model: str) -> Any:
+    """The entry whose key is the longest prefix of the model name (versions and previews match)."""
+    name = model.removeprefix("models/")
+    matches = [key for key in table if name.startswith(key)]
+    return table[max(matches, key=len)] if matches else None
+
+
+def estimate_cost(usage: Usage, model: str, prices: Mapping[str, Mapping[str, float]]) -> float | None:
+    price = lookup(prices, model)
+    if price is None:
+        return None
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    fresh_input = usage.prompt_tokens - cached + usage.tool_prompt_tokens
+    output = usage.output_tokens + usage.thinking_tokens
+    per_million = (fresh_input * price.get("input", 0) + cached * price.get("cached", price.get("input", 0))
+                   + output * price.get("output", 0))
+    return per_million / 1_000_000
+
+
+def usage_row(scope: str, usage: Usage, model: str, prices: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    return {"scope": scope, "prompt": usage.prompt_tokens, "output": usage.output_tokens,
+            "thinking": usage.thinking_tokens, "cached": usage.cached_tokens,
+            "cost": estimate_cost(usage, model, prices)}
+
+
+def usage_data(model: str, scopes: list[tuple[str, Usage]], context_used: int,
+               prices: Mapping[str, Mapping[str, float]], limits: Mapping[str, int]) -> dict[str, Any]:
+    """The UsageView's `data` trait."""
+    limit = lookup(limits, model)
+    percent = round(100 * context_used / limit, 2) if limit else None
+    return {"model": model, "rows": [usage_row(scope, usage, model, prices) for scope, usage in scopes],
+            "context": {"used": context_used, "limit": limit, "percent": percent}, "currency": "USD",
+            "note": ESTIMATE_NOTE}
+
+
+def usage_line(usage: Usage, model: str, prices: Mapping[str, Mapping[str, float]]) -> str:
+    """One line for a reply's footer: tokens in/out and the estimated cost."""
+    if not usage.calls:
+        return ""
+    line = f"{usage.prompt_tokens:,} in / {usage.output_tokens + usage.thinking_tokens:,} out tokens"
+    cost = estimate_cost(usage, model, prices)
+    return line + (f" · ≈${cost:.4f} (est.)" if cost is not None else "")

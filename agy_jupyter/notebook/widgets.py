@@ -1,0 +1,105 @@
+"""The notebook widgets' synced state; each class renders with its bundled ES module in static/.
+
+The front-end code lives in ``labextension/src`` and is bundled by ``npm run build`` into
+``static/*.js`` (the wheel build runs it). The message protocol each view speaks is documented
+in the view's source file.
+
+anywidget sends a widget's ``_esm`` with every instance, so the Markdown renderer the StreamViews
+use (marked, DOMPurify, highlight.js: ~145 KB) is not in ``stream_view.js`` (~11 KB) but in
+``agy_assets.js``, which one hidden `AssetsWidget` per kernel process ships to the page once:
+call `ensure_assets()` before creating a `StreamView`.
+"""
+from __future__ import annotations
+
+import pathlib
+import threading
+
+import anywidget
+import traitlets as t
+
+STATIC_DIR = pathlib.Path(__file__).parent / "static"
+BUILD_HINT = ("build the front end with `npm --prefix labextension install && npm --prefix labextension run build` "
+              "in a source checkout, or reinstall agy_jupyter")
+
+
+class _Bundle:
+    """`_esm` of a widget class: the bundle's text, read when a widget is created.
+
+    anywidget reads a class-level path at import time; reading it per instance instead keeps
+    ``import agy_jupyter`` working when the front end is not built, and makes the error say what to do.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.path = STATIC_DIR / name
+
+    def __get__(self, widget: object, owner: type | None = None) -> object:
+        if widget is None:
+            return self
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"The widget bundle {self.path} is missing: {BUILD_HINT}.") from None
+
+
+class AssetsWidget(anywidget.AnyWidget):
+    """The StreamViews' Markdown renderer, sent to the page once per kernel process; never displayed.
+
+    Its module publishes the renderer on ``globalThis.__agyAssets`` as soon as the front end creates
+    the model. Get the instance from `ensure_assets()` rather than creating one.
+    """
+
+    _esm = _Bundle("agy_assets.js")
+
+
+_assets_lock = threading.Lock()
+_assets: AssetsWidget | None = None
+
+
+def _comm_is_open(widget: AssetsWidget) -> bool:
+    comm = getattr(widget, "comm", None)  # None once closed from the kernel
+    return comm is not None and not getattr(comm, "_closed", False)  # _closed: closed by the front end
+
+
+def ensure_assets() -> AssetsWidget:
+    """The kernel's one `AssetsWidget`, created on the first call (or again if its comm was closed).
+
+    Cheap after the first call: call it before creating every `StreamView`. Do not display or close it.
+    """
+    global _assets
+    with _assets_lock:
+        if _assets is None or not _comm_is_open(_assets):
+            _assets = AssetsWidget()
+        return _assets
+
+
+class StreamView(anywidget.AnyWidget):
+    """A streamed reply: text, thoughts, tool calls and status, fed by custom "ops" messages.
+
+    Call `ensure_assets()` before creating a StreamView: the view renders Markdown with the renderer
+    the `AssetsWidget` publishes in the page. Without it (or until it loads) the view still works but
+    shows the text as plain text, and after 10 s a "formatting library not loaded" note.
+    """
+
+    _esm = _Bundle("stream_view.js")
+    agent = t.Unicode("").tag(sync=True)
+    model_name = t.Unicode("").tag(sync=True)
+    show_thoughts = t.Bool(True).tag(sync=True)
+
+
+class ApprovalView(anywidget.AnyWidget):
+    """Approve or Deny one tool call; the click comes back as a "decision" message."""
+
+    _esm = _Bundle("approval_view.js")
+    agent = t.Unicode("").tag(sync=True)
+    tool = t.Unicode("").tag(sync=True)
+    args_json = t.Unicode("").tag(sync=True)
+    state = t.Unicode("pending").tag(sync=True)
+    reason = t.Unicode("").tag(sync=True)
+    timeout_seconds = t.Float(0.0).tag(sync=True)
+
+
+class UsageView(anywidget.AnyWidget):
+    """Token counts, estimated cost and context fill of a turn, an agent and the session."""
+
+    _esm = _Bundle("usage_view.js")
+    data = t.Dict().tag(sync=True)

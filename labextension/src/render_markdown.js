@@ -1,0 +1,129 @@
+// Markdown -> sanitized HTML (marked + highlight.js + DOMPurify), and MarkdownBlock, which renders a
+// growing text incrementally so a long streamed reply costs O(new text) per frame, not O(whole reply).
+import { Marked } from "marked";
+import DOMPurify from "dompurify";
+import hljs from "highlight.js/lib/core";
+import bash from "highlight.js/lib/languages/bash";
+import javascript from "highlight.js/lib/languages/javascript";
+import json from "highlight.js/lib/languages/json";
+import markdown from "highlight.js/lib/languages/markdown";
+import python from "highlight.js/lib/languages/python";
+import r from "highlight.js/lib/languages/r";
+import shell from "highlight.js/lib/languages/shell";
+import sql from "highlight.js/lib/languages/sql";
+import typescript from "highlight.js/lib/languages/typescript";
+import yaml from "highlight.js/lib/languages/yaml";
+
+const LANGUAGES = { bash, javascript, json, markdown, python, r, shell, sql, typescript, yaml };
+for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);
+
+// Besides active content, no form controls or dialogs: a reply must not be able to draw its own
+// "Approve" or "Stop" button next to the real ones.
+const FORBID_TAGS = ["script", "style", "iframe", "object", "embed", "form",
+  "button", "input", "select", "option", "textarea", "dialog"];
+const SANITIZE_CONFIG = {
+  USE_PROFILES: { html: true }, // no SVG / MathML
+  FORBID_TAGS,
+  FORBID_ATTR: ["style"],
+};
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+const marked = new Marked({
+  gfm: true,
+  renderer: {
+    code({ text, lang }) {
+      const language = (lang || "").trim().split(/\s+/)[0].toLowerCase();
+      if (language && hljs.getLanguage(language)) {
+        const html = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+        return `<pre><code class="hljs language-${escapeHtml(language)}">${html}</code></pre>\n`;
+      }
+      return `<pre><code class="hljs">${escapeHtml(text)}</code></pre>\n`;
+    },
+    checkbox({ checked }) {
+      return checked ? "\u2611 " : "\u2610 "; // task lists as text, since <input> is not allowed
+    },
+  },
+});
+
+let purifier = null;
+
+/** A DOMPurify instance of our own (bound to the page's window on first use) with our hooks. */
+function getPurifier() {
+  if (purifier) return purifier;
+  purifier = DOMPurify(globalThis.window);
+  purifier.addHook("uponSanitizeAttribute", (_node, data) => {
+    if (/^on/i.test(data.attrName)) data.keepAttr = false; // every event handler attribute
+  });
+  purifier.addHook("afterSanitizeAttributes", (node) => {
+    if (node.tagName === "A" && node.hasAttribute("href")) {
+      node.setAttribute("target", "_blank");
+      node.setAttribute("rel", "noopener noreferrer");
+    }
+  });
+  return purifier;
+}
+
+/** Render Markdown to an HTML string that is safe to assign to innerHTML. */
+export function renderMarkdown(text) {
+  return getPurifier().sanitize(marked.parse(text), SANITIZE_CONFIG);
+}
+
+const FENCE = /^ {0,3}(`{3,}|~{3,})/;
+
+/**
+ * Where the text after `from` can be cut so that everything before the cut is finished Markdown:
+ * the start of the last complete line that opens a new top-level block after a blank line, outside
+ * fenced code. Returns `from` when there is no such place.
+ */
+export function lastSafeSplit(text, from = 0) {
+  let split = from;
+  let fence = null; // the open fence's marker, e.g. "```"
+  let previousBlank = false;
+  let pos = from;
+  for (let nl = text.indexOf("\n", pos); nl !== -1; nl = text.indexOf("\n", pos)) {
+    const line = text.slice(pos, nl);
+    const marker = FENCE.exec(line)?.[1];
+    if (fence) {
+      const closes = marker && marker[0] === fence[0] && marker.length >= fence.length && line.trim() === marker;
+      if (closes) fence = null;
+      previousBlank = false;
+    } else {
+      if (previousBlank && /^\S/.test(line)) split = pos;
+      if (marker) fence = marker;
+      previousBlank = !marker && line.trim() === "";
+    }
+    pos = nl + 1;
+  }
+  return split;
+}
+
+/**
+ * A Markdown text that only grows. append() is cheap; render() (call it at most once per frame)
+ * renders finished blocks once into their own element and re-renders only the unfinished tail.
+ */
+export class MarkdownBlock {
+  constructor(el) {
+    this.el = el;
+    this.text = "";
+    this.done = 0; // text[0:done] is rendered for good
+    this.tail = document.createElement("div");
+    this.el.append(this.tail);
+  }
+
+  append(delta) {
+    this.text += delta;
+  }
+
+  render() {
+    const split = lastSafeSplit(this.text, this.done);
+    if (split > this.done) {
+      const finished = document.createElement("div");
+      finished.innerHTML = renderMarkdown(this.text.slice(this.done, split));
+      this.el.insertBefore(finished, this.tail);
+      this.done = split;
+    }
+    this.tail.innerHTML = renderMarkdown(this.text.slice(this.done));
+  }
+}

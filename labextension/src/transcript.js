@@ -1,0 +1,183 @@
+// The reply's DOM, built by applying the kernel's ops in order: text blocks, thoughts, tool calls with
+// their results, and one error box. Text re-renders are batched to one per animation frame.
+// The Markdown renderer is not bundled here (it arrives once per session in agy_assets.js): text and
+// thoughts are PlainBlocks until useBlocks(MarkdownBlock) re-renders them, and for good, as Markdown.
+import { h, prettyJson } from "./dom.js";
+
+const LONG_JSON_LINES = 12;
+const LONG_JSON_CHARS = 1200;
+
+const nextFrame = (fn) =>
+  typeof requestAnimationFrame === "function" ? requestAnimationFrame(fn) : setTimeout(fn, 16);
+const cancelFrame = (id) =>
+  typeof cancelAnimationFrame === "function" ? cancelAnimationFrame(id) : clearTimeout(id);
+
+/** A labelled JSON block, collapsed into a <details> when it is long. */
+function jsonBlock(label, value, className) {
+  const text = prettyJson(value);
+  const pre = h("pre", { className: `agy-json ${className}` }, text);
+  const lines = text.split("\n").length;
+  if (lines <= LONG_JSON_LINES && text.length <= LONG_JSON_CHARS) {
+    return h("div", { className: "agy-json-block" }, h("div", { className: "agy-label" }, label), pre);
+  }
+  return h("details", { className: "agy-json-block" }, h("summary", {}, `${label} (${lines} lines)`), pre);
+}
+
+/** A growing text shown as plain text (textContent, never HTML), with MarkdownBlock's interface. */
+export class PlainBlock {
+  constructor(el) {
+    this.el = el;
+    this.text = "";
+    this.pre = h("pre", { className: "agy-plain" });
+    this.el.append(this.pre);
+  }
+
+  append(delta) {
+    this.text += delta;
+  }
+
+  render() {
+    this.pre.textContent = this.text;
+  }
+}
+
+export class Transcript {
+  /** `el` receives the blocks in order; `errorBox` is the view's single error box. */
+  constructor(el, errorBox, Block = PlainBlock) {
+    this.el = el;
+    this.errorBox = errorBox;
+    this.Block = Block; // the class of text blocks: PlainBlock or the assets' MarkdownBlock
+    this.frame = null;
+    this.reset();
+  }
+
+  reset() {
+    if (this.frame !== null) cancelFrame(this.frame);
+    this.frame = null;
+    this.el.replaceChildren();
+    this.errorBox.replaceChildren();
+    this.errorBox.hidden = true;
+    this.text = null; // the block that "text" ops append to, if any
+    this.thought = null;
+    this.dirty = new Set();
+    this.blocks = []; // every text and thought block, in order
+    this.calls = []; // [{ id, name, el }] in order
+  }
+
+  /** Render text blocks with `Block` from now on, and re-render the existing ones with it. */
+  useBlocks(Block) {
+    if (Block === this.Block) return;
+    this.Block = Block;
+    this.blocks = this.blocks.map((old) => {
+      old.el.replaceChildren();
+      const block = new Block(old.el);
+      block.append(old.text);
+      if (this.text === old) this.text = block;
+      if (this.thought === old) this.thought = block;
+      this.dirty.delete(old);
+      this.markDirty(block);
+      return block;
+    });
+  }
+
+  newBlock(el) {
+    const block = new this.Block(el);
+    this.blocks.push(block);
+    return block;
+  }
+
+  apply(op) {
+    const [kind, payload] = op;
+    if (kind === "text") this.appendText(payload);
+    else if (kind === "thought") this.appendThought(payload);
+    else if (kind === "tool_call") this.addCall(payload || {});
+    else if (kind === "tool_result") this.addResult(payload || {});
+    else if (kind === "error") this.showError(payload || {});
+  }
+
+  appendText(delta) {
+    this.thought = null;
+    if (!this.text) {
+      this.text = this.newBlock(h("div", { className: "agy-md agy-text" }));
+      this.el.append(this.text.el);
+    }
+    this.text.append(String(delta));
+    this.markDirty(this.text);
+  }
+
+  appendThought(delta) {
+    this.text = null;
+    if (!this.thought) {
+      const body = h("div", { className: "agy-md agy-thought-text" });
+      this.el.append(h("details", { className: "agy-thoughts" }, h("summary", {}, "Thoughts"), body));
+      this.thought = this.newBlock(body);
+    }
+    this.thought.append(String(delta));
+    this.markDirty(this.thought);
+  }
+
+  addCall({ id, name, args }) {
+    this.text = this.thought = null;
+    const status = h("span", { className: "agy-tool-status" }, "running…");
+    const el = h(
+      "div",
+      { className: "agy-tool", "data-status": "running" },
+      h("div", { className: "agy-tool-head" }, "Tool call ", h("code", { className: "agy-tool-name" }, String(name ?? "?")), " ", status),
+      jsonBlock("Arguments", args ?? {}, "agy-tool-args"),
+    );
+    this.el.append(el);
+    this.calls.push({ id, name, el, status, answered: false });
+  }
+
+  /** Match by id; calls without ids (the Gemini API often sends none) match the first open call of that name. */
+  findCall(id, name) {
+    const open = this.calls.filter((c) => !c.answered);
+    return (
+      (id != null && this.calls.find((c) => c.id === id)) ||
+      open.find((c) => c.name === name) ||
+      open[0] ||
+      null
+    );
+  }
+
+  addResult({ id, name, status = "ok", result }) {
+    this.text = this.thought = null;
+    let call = this.findCall(id, name);
+    if (!call) {
+      this.addCall({ id, name, args: undefined });
+      call = this.calls[this.calls.length - 1];
+    }
+    call.answered = true;
+    call.el.dataset.status = status;
+    call.status.textContent = status;
+    call.el.querySelector(":scope > .agy-tool-result")?.remove();
+    const block = jsonBlock("Result", result ?? null, "agy-tool-result-json");
+    block.classList.add("agy-tool-result");
+    call.el.append(block);
+  }
+
+  showError({ message, hint }) {
+    this.errorBox.replaceChildren(
+      h("div", { className: "agy-error-message" }, String(message ?? "Error")),
+      hint ? h("div", { className: "agy-error-hint" }, String(hint)) : null,
+    );
+    this.errorBox.hidden = false;
+  }
+
+  markDirty(block) {
+    this.dirty.add(block);
+    if (this.frame === null) this.frame = nextFrame(() => this.flush());
+  }
+
+  /** Render every text block that changed since the last frame. */
+  flush() {
+    this.frame = null;
+    for (const block of this.dirty) block.render();
+    this.dirty.clear();
+  }
+
+  dispose() {
+    if (this.frame !== null) cancelFrame(this.frame);
+    this.frame = null;
+  }
+}

@@ -1,0 +1,242 @@
+import { accessibleName, button, fakeModel, loadBundle, nextFrame, renderView } from "./dom_env.mjs";
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+const view = await loadBundle("stream_view.js");
+const assetsWidget = await loadBundle("agy_assets.js"); // publishes the Markdown renderer on import
+const ops = (list, reset = false) => ({ type: "ops", ops: list, reset });
+const blocks = (el) => [...el.querySelector(".agy-body").children];
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const note = (el) => el.querySelector(".agy-assets-note");
+
+/** Run `fn` in a page where the assets have not been published yet (restored afterwards). */
+async function withoutAssets(fn, timeoutMs) {
+  const saved = globalThis.__agyAssets;
+  delete globalThis.__agyAssets;
+  if (timeoutMs !== undefined) globalThis.__agyAssetsTimeoutMs = timeoutMs;
+  try {
+    await fn();
+  } finally {
+    globalThis.__agyAssets = saved;
+    delete globalThis.__agyAssetsTimeoutMs;
+  }
+}
+
+async function setup(traits = { agent: "helper", model_name: "gemini-2.5-flash", show_thoughts: true }) {
+  const model = fakeModel(traits);
+  const { el, cleanup } = await renderView(view, model);
+  return { model, el, cleanup };
+}
+
+test("renders the header and asks the kernel for a replay", async () => {
+  const { model, el } = await setup();
+  assert.deepEqual(model.sent, [{ type: "rendered" }]);
+  assert.equal(el.querySelector(".agy-agent").textContent, "helper");
+  assert.equal(el.querySelector(".agy-model").textContent, "gemini-2.5-flash");
+  model.set("agent", "critic");
+  assert.equal(el.querySelector(".agy-agent").textContent, "critic");
+});
+
+test("text, tool call, tool result, text appear in that order", async () => {
+  const { model, el } = await setup();
+  model.receive(ops([["text", "Let me "], ["text", "**add** them."]]));
+  model.receive(ops([
+    ["tool_call", { id: "c1", name: "add", args: { a: 2, b: 3 } }],
+    ["tool_result", { id: "c1", name: "add", status: "ok", result: { sum: 5 } }],
+    ["text", "The sum is <b onmouseover=alert(1)>5</b>."],
+  ]));
+  await nextFrame();
+  const [first, call, second] = blocks(el);
+  assert.equal(blocks(el).length, 3);
+  assert.ok(first.classList.contains("agy-text"));
+  assert.equal(first.querySelector("strong").textContent, "add");
+  assert.ok(call.classList.contains("agy-tool"));
+  assert.equal(call.querySelector(".agy-tool-name").textContent, "add");
+  assert.deepEqual(JSON.parse(call.querySelector(".agy-tool-args").textContent), { a: 2, b: 3 });
+  assert.equal(call.dataset.status, "ok");
+  assert.deepEqual(JSON.parse(call.querySelector(".agy-tool-result pre").textContent), { sum: 5 });
+  assert.ok(second.classList.contains("agy-text"));
+  assert.equal(second.textContent.trim(), "The sum is 5.");
+  assert.ok(!second.innerHTML.includes("onmouseover"));
+});
+
+test("tool args are text, not HTML; long results are collapsed; results without ids find their call", async () => {
+  const { model, el } = await setup();
+  const long = Array.from({ length: 50 }, (_, i) => `line ${i}`);
+  model.receive(ops([
+    ["tool_call", { name: "shell", args: { cmd: "<img src=x onerror=alert(1)>" } }],
+    ["tool_call", { name: "read", args: {} }],
+    ["tool_result", { name: "read", status: "error", result: { lines: long } }],
+    ["tool_result", { name: "shell", status: "denied", result: { reason: "no" } }],
+  ]));
+  const [shell, read] = blocks(el);
+  assert.equal(shell.querySelector("img"), null);
+  assert.ok(shell.querySelector(".agy-tool-args").textContent.includes("<img src=x onerror=alert(1)>"));
+  assert.equal(shell.dataset.status, "denied");
+  assert.equal(read.dataset.status, "error");
+  const details = read.querySelector("details.agy-tool-result");
+  assert.ok(details && !details.open, "a long result is a collapsed <details>");
+  assert.match(details.querySelector("summary").textContent, /^Result \(\d+ lines\)$/);
+});
+
+test("thoughts are collapsed by default and hidden when show_thoughts is false", async () => {
+  const { model, el } = await setup();
+  model.receive(ops([["thought", "Considering "], ["thought", "options"], ["text", "Answer"]]));
+  await nextFrame();
+  const thoughts = el.querySelector("details.agy-thoughts");
+  assert.equal(thoughts.open, false);
+  assert.equal(thoughts.querySelector("summary").textContent, "Thoughts");
+  assert.equal(thoughts.querySelector(".agy-thought-text").textContent.trim(), "Considering options");
+  assert.equal(el.querySelectorAll(".agy-thoughts").length, 1);
+  model.set("show_thoughts", false);
+  assert.ok(el.querySelector(".agy-stream").classList.contains("agy-hide-thoughts"));
+});
+
+test("the status line follows the status ops, with a live quota countdown", async () => {
+  const { model, el } = await setup();
+  const status = () => el.querySelector(".agy-status").textContent;
+  const expect = [
+    [{ status: "thinking" }, "Thinking…"],
+    [{ status: "streaming" }, "Writing…"],
+    [{ status: "calling tool", detail: "add" }, "Calling add…"],
+    [{ status: "awaiting approval", detail: "add" }, "Awaiting approval for add…"],
+    [{ status: "waiting for quota", seconds: 12 }, "Waiting for quota: 12 s"],
+    [{ status: "cancelled" }, "Cancelled"],
+    [{ status: "error" }, "Error"],
+    [{ status: "done" }, "Done"],
+  ];
+  for (const [payload, text] of expect) {
+    model.receive(ops([["status", payload]]));
+    assert.equal(status(), text);
+  }
+});
+
+test("Stop is a button named Stop that sends {type: stop} and goes away when the reply ends", async () => {
+  const { model, el } = await setup();
+  const stop = button(el, "Stop");
+  assert.ok(stop, "a <button> whose accessible name is Stop");
+  assert.equal(accessibleName(stop), "Stop");
+  assert.ok(!stop.disabled && !stop.hidden);
+  stop.click();
+  assert.deepEqual(model.sent.at(-1), { type: "stop" });
+  assert.ok(stop.disabled, "one click, one message");
+  model.receive(ops([["status", { status: "cancelled" }]]));
+  assert.ok(stop.hidden && stop.disabled);
+});
+
+test("an error op shows one error box; reset clears everything and replays", async () => {
+  const { model, el } = await setup();
+  model.receive(ops([["text", "partial"], ["error", { message: "Quota exhausted", hint: "Try later" }], ["status", { status: "error" }]]));
+  model.receive(ops([["error", { message: "Still failing" }]]));
+  const boxes = el.querySelectorAll(".agy-error:not([hidden])");
+  assert.equal(boxes.length, 1);
+  assert.equal(boxes[0].getAttribute("role"), "alert");
+  assert.equal(boxes[0].querySelector(".agy-error-message").textContent, "Still failing");
+
+  model.receive(ops([["status", { status: "streaming" }], ["text", "# Replayed"]], true));
+  await nextFrame();
+  assert.equal(el.querySelector(".agy-error").hidden, true);
+  assert.equal(blocks(el).length, 1);
+  assert.equal(el.querySelector(".agy-body h1").textContent, "Replayed");
+  assert.ok(!button(el, "Stop").hidden);
+});
+
+test("cleanup removes the view's listeners", async () => {
+  const { model, cleanup } = await setup();
+  assert.ok(model.listenerCount() > 0);
+  cleanup();
+  assert.equal(model.listenerCount(), 0);
+});
+
+test("with the assets loaded first, text is Markdown at once, highlighted, and there is no note", async () => {
+  const { model, el } = await setup();
+  assert.equal(el.querySelector(".agy-stream").dataset.formatting, "markdown");
+  assert.ok(note(el).hidden);
+  model.receive(ops([["text", "```python\ndef f():\n    pass\n```\n"]]));
+  await nextFrame();
+  assert.equal(el.querySelector("code.hljs.language-python .hljs-keyword").textContent, "def");
+  const css = [...el.querySelectorAll("style")].map((s) => s.textContent).join("");
+  assert.ok(css.includes(".agy-stream") && css.includes(".hljs-keyword"), "the view's styles and the code colours");
+});
+
+test("assets that load after the view rendered: nothing is lost, the text turns into Markdown", async () => {
+  await withoutAssets(async () => {
+    const { model, el, cleanup } = await setup();
+    assert.deepEqual(model.sent, [{ type: "rendered" }], "the replay is asked for without waiting for the assets");
+    assert.equal(typeof globalThis.__agyAssets?.promise?.then, "function", "the view created the deferred");
+    assert.equal(globalThis.__agyAssets.value, undefined);
+
+    model.receive(ops([["status", { status: "streaming" }], ["text", "stale"]]));
+    model.receive(ops([["status", { status: "streaming" }], ["thought", "Hmm *x*"], ["text", "# Title\n\nSome "]], true));
+    model.receive(ops([
+      ["text", "**bold** <b onmouseover=alert(1)>x</b>"],
+      ["tool_call", { id: "c1", name: "add", args: { a: 1 } }],
+      ["tool_result", { id: "c1", name: "add", status: "ok", result: 2 }],
+    ]));
+    await nextFrame();
+    assert.equal(el.querySelector(".agy-status").textContent, "Writing…", "status ops apply at once");
+    assert.equal(el.querySelector(".agy-body h1"), null, "no Markdown yet");
+    assert.equal(el.querySelector(".agy-text pre.agy-plain").textContent, "# Title\n\nSome **bold** <b onmouseover=alert(1)>x</b>");
+    assert.equal(el.querySelector(".agy-body b"), null, "plain text is text, not HTML");
+    assert.equal(el.querySelector(".agy-tool").dataset.status, "ok");
+    assert.ok(note(el).hidden, "no note before the timeout");
+
+    assetsWidget.initialize({ model: fakeModel() });
+    await nextFrame();
+    const [thoughts, text, call] = blocks(el);
+    assert.equal(blocks(el).length, 3);
+    assert.equal(thoughts.querySelector(".agy-thought-text em").textContent, "x");
+    assert.equal(text.querySelector("h1").textContent, "Title");
+    assert.equal(text.querySelector("strong").textContent, "bold");
+    assert.ok(!text.innerHTML.includes("onmouseover"));
+    assert.equal(el.querySelector("pre.agy-plain"), null);
+    assert.ok(call.classList.contains("agy-tool"));
+    assert.equal(el.querySelector(".agy-stream").dataset.formatting, "markdown");
+
+    model.receive(ops([["text", "more *text*"]]));
+    await nextFrame();
+    assert.equal(blocks(el).at(-1).querySelector("em").textContent, "text");
+    cleanup();
+    assert.equal(model.listenerCount(), 0);
+  });
+});
+
+test("without the assets the view falls back to plain text and a note after the timeout", async () => {
+  await withoutAssets(async () => {
+    const { model, el } = await setup();
+    const text = "# Not a heading\n\n<img src=x onerror=alert(1)><script>alert(2)</script> **x**";
+    model.receive(ops([["status", { status: "streaming" }], ["text", text], ["error", { message: "boom" }]]));
+    await sleep(60);
+    assert.ok(!note(el).hidden);
+    assert.equal(note(el).textContent, "formatting library not loaded");
+    assert.equal(el.querySelector(".agy-stream").dataset.formatting, "plain");
+    const pre = el.querySelector(".agy-text pre.agy-plain");
+    assert.equal(pre.textContent, text);
+    assert.equal(pre.children.length, 0);
+    assert.equal(el.querySelector(".agy-body img, .agy-body script, .agy-body h1"), null);
+    assert.equal(el.querySelector(".agy-error-message").textContent, "boom");
+
+    model.receive(ops([["text", " more"], ["status", { status: "done" }]]));
+    await nextFrame();
+    assert.equal(pre.textContent, text + " more", "still streaming, as plain text");
+    assert.ok(button(el, "Stop").hidden);
+
+    assetsWidget.initialize({ model: fakeModel() }); // a renderer that turns up late still helps
+    await nextFrame();
+    assert.ok(note(el).hidden);
+    assert.equal(el.querySelector(".agy-text h1").textContent, "Not a heading");
+    assert.equal(el.querySelector(".agy-body img").getAttribute("onerror"), null);
+  }, 20);
+});
+
+test("a view cleaned up before the assets arrive ignores them", async () => {
+  await withoutAssets(async () => {
+    const { model, el, cleanup } = await setup();
+    model.receive(ops([["text", "*a*"]]));
+    cleanup();
+    assetsWidget.initialize({ model: fakeModel() });
+    await sleep(40);
+    assert.equal(el.querySelector(".agy-body em"), null);
+    assert.ok(note(el).hidden, "the timer is gone too");
+  }, 20);
+});

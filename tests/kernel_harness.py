@@ -1,0 +1,191 @@
+"""A real ipykernel driven over ZMQ, speaking to it as a browser front end does (execute, comm, interrupt)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from jupyter_client import KernelManager
+
+
+@dataclass
+class Execution:
+    """The iopub traffic of one execute_request."""
+
+    msg_id: str
+    messages: list[dict] = field(default_factory=list)
+    reply: dict | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def outputs(self) -> list[dict]:
+        return [m for m in self.messages if m["msg_type"] in ("stream", "display_data", "update_display_data",
+                                                               "execute_result", "error")]
+
+    def text(self) -> str:
+        return "".join(m["content"].get("text", "") for m in self.messages if m["msg_type"] == "stream")
+
+    def errors(self) -> list[dict]:
+        return [m["content"] for m in self.messages if m["msg_type"] == "error"]
+
+
+class Kernel:
+    """Start a kernel with extra environment, run cells, watch every iopub message with its size."""
+
+    def __init__(self, env: dict[str, str] | None = None):
+        self.km = KernelManager(kernel_name="python3")
+        kernel_env = {**os.environ, **(env or {}), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        self.km.start_kernel(env=kernel_env, extra_arguments=["--HistoryManager.enabled=False"])
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.iopub_log: list[tuple[float, int, dict]] = []  # (arrival time, wire bytes, message)
+        self._executions: dict[str, Execution] = {}
+        self._listeners: list[Callable[[dict], None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        socket = self.kc.iopub_channel.socket
+        session = self.kc.session
+        while not self._stop.is_set():
+            if not socket.poll(50):
+                continue
+            frames = socket.recv_multipart(copy=True)
+            arrived = time.perf_counter()
+            size = sum(len(f) for f in frames)
+            _, frames = session.feed_identities(frames)
+            msg = session.deserialize(frames)
+            self.iopub_log.append((arrived, size, msg))
+            parent = msg.get("parent_header", {}).get("msg_id")
+            execution = self._executions.get(parent)
+            if execution is not None:
+                execution.messages.append(msg)
+            for listener in list(self._listeners):
+                listener(msg)
+
+    def on_iopub(self, listener: Callable[[dict], None]) -> None:
+        self._listeners.append(listener)
+
+    def execute(self, code: str, timeout: float = 60.0, wait: bool = True) -> Execution:
+        msg_id = self.kc.execute(code, allow_stdin=False)
+        execution = self._executions[msg_id] = Execution(msg_id)
+        threading.Thread(target=self._await_reply, args=(execution, timeout), daemon=True).start()
+        if wait:
+            self.wait(execution, timeout)
+        return execution
+
+    def _await_reply(self, execution: Execution, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = self.kc.get_shell_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            target = self._executions.get(reply["parent_header"].get("msg_id"))
+            if target is not None:
+                target.reply = reply
+                target.done.set()
+                if target is execution:
+                    return
+
+    def wait(self, execution: Execution, timeout: float = 60.0) -> Execution:
+        if not execution.done.wait(timeout):
+            raise AssertionError(f"cell did not finish in {timeout}s; outputs: {execution.outputs}")
+        # the reply can overtake the last iopub messages: wait for the idle status of this request
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if any(m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                   for m in execution.messages):
+                break
+            time.sleep(0.01)
+        return execution
+
+    def run(self, code: str, timeout: float = 60.0) -> Execution:
+        """Execute and assert the cell did not raise."""
+        execution = self.execute(code, timeout)
+        assert execution.reply["content"]["status"] == "ok", (execution.errors(), execution.text())
+        return execution
+
+    def comm_opens(self, since: int = 0) -> list[dict]:
+        return [m for _, _, m in self.iopub_log[since:] if m["msg_type"] == "comm_open"]
+
+    def widget_comm(self, esm_marker: str, timeout: float = 10.0, since: int = 0) -> str:
+        """The comm id of the first widget opened whose state mentions `esm_marker` (e.g. "StreamView")."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for msg in self.comm_opens(since):
+                state = msg["content"].get("data", {}).get("state", {})
+                if esm_marker in str(state.get("_anywidget_id", "")):
+                    return msg["content"]["comm_id"]
+            time.sleep(0.01)
+        raise AssertionError(f"no {esm_marker} widget opened")
+
+    def send_comm(self, comm_id: str, content: dict) -> None:
+        """What anywidget's `model.send(content)` in the browser puts on the shell channel."""
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": content}})
+        self.kc.shell_channel.send(msg)
+
+    def custom_messages(self, comm_id: str) -> list[dict]:
+        return [m["content"]["data"]["content"] for _, _, m in self.iopub_log
+                if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id
+                and m["content"]["data"].get("method") == "custom"]
+
+    def bytes_for(self, execution: Execution, comm_ids: set[str] | None = None) -> int:
+        """Wire bytes of every iopub message caused by this execution (its own and its widgets')."""
+        return sum(size for _, size, m in self.iopub_log
+                   if m.get("parent_header", {}).get("msg_id") == execution.msg_id)
+
+    def interrupt(self) -> None:
+        self.km.interrupt_kernel()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+PYTHON = sys.executable
+
+
+class FrontEnd:
+    """Plays the browser's part for our widgets: each view that opens answers "rendered", as it does
+    when JupyterLab renders it. Off (`kernel` only) is what nbclient / papermill look like."""
+
+    VIEWS = ("StreamView", "ApprovalView")
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.opened: dict[str, list[str]] = {view: [] for view in self.VIEWS}
+        self.seen = threading.Event()
+        kernel.on_iopub(self._on_message)
+
+    def _on_message(self, msg: dict) -> None:
+        if msg["msg_type"] != "comm_open":
+            return
+        state = msg["content"].get("data", {}).get("state", {})
+        for view in self.VIEWS:
+            if str(state.get("_anywidget_id", "")).endswith(view):
+                comm_id = msg["content"]["comm_id"]
+                self.opened[view].append(comm_id)
+                self.kernel.send_comm(comm_id, {"type": "rendered"})
+                self.seen.set()
+
+    def wait_for(self, view: str, count: int = 1, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.opened[view]) >= count:
+                return self.opened[view][count - 1]
+            time.sleep(0.005)
+        raise AssertionError(f"no {view} #{count} opened within {timeout}s")

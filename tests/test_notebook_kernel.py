@@ -1,0 +1,282 @@
+"""The magics and widgets in a real kernel, driven with the messages a browser sends (no browser here)."""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import pytest
+
+from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
+from agy_jupyter.testing import Chunk, FakeGemini, Reply
+from kernel_harness import FrontEnd, Kernel
+
+_names = itertools.count(1)
+
+TOOL_CODE = '''
+import time
+tool_started = []
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    tool_started.append(time.perf_counter())
+    return a + b
+'''
+
+
+def new_name() -> str:
+    return f"a{next(_names)}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def kernel(server):
+    k = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "30"})
+    k.frontend = FrontEnd(k)
+    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 3.0")
+    k.run(TOOL_CODE)
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture
+def fresh(server):
+    server.reset()
+    return server
+
+
+def stream_comm(kernel, execution) -> str:
+    """The StreamView opened by this cell."""
+    for _, _, msg in kernel.iopub_log:
+        if (msg["msg_type"] == "comm_open" and msg["parent_header"].get("msg_id") == execution.msg_id
+                and str(msg["content"]["data"]["state"].get("_anywidget_id", "")).endswith("StreamView")):
+            return msg["content"]["comm_id"]
+    raise AssertionError("the cell opened no StreamView")
+
+
+def widget_text(kernel, comm_id) -> tuple[str, int]:
+    """The reply text a front end shows after applying every ops message, and how many messages."""
+    text, count = "", 0
+    for content in kernel.custom_messages(comm_id):
+        count += 1
+        if content.get("reset"):
+            text = ""
+        text += "".join(op[1] for op in content["ops"] if op[0] == "text")
+    return text, count
+
+
+def static_copy(execution) -> dict:
+    updates = [m for m in execution.messages if m["msg_type"] == "update_display_data"]
+    assert updates, "no static copy was written"
+    return updates[-1]["content"]["data"]
+
+
+def wait_until(predicate, timeout=10.0, step=0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+# -- streaming --------------------------------------------------------------------------------------
+
+def test_chat_streams_deltas_and_leaves_a_static_copy(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    reply = "Hello **world**, this reply arrives in pieces.\n\n```python\nprint('hi')\n```"
+    fresh.enqueue(Reply.text(reply, chunks=10, delay=0.03))
+    execution = kernel.run(f"%%chat {name} -o answer\nSay hello")
+    shown, messages = widget_text(kernel, stream_comm(kernel, execution))
+    assert shown == reply and messages >= 3  # deltas, coalesced, several messages
+    static = static_copy(execution)
+    assert reply.split("\n")[0] in static["text/markdown"] and static["text/plain"] == reply
+    assert static[TRANSCRIPT_MIME]["agent"] == name and static[TRANSCRIPT_MIME]["status"] == "done"
+    assert kernel.run("print(answer == %r)" % reply).text().strip() == "True"
+
+
+def test_64_kb_in_1600_chunks_costs_at_most_three_times_the_text(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("warm up"))
+    kernel.run(f"%%chat {name}\nwarm up")  # one-time costs (the shared front-end library) are not per reply
+    text = "".join(f"Line {i:05d}: the quick brown fox jumps over the lazy dog.\n" for i in range(1100))[:65536]
+    fresh.enqueue(Reply.text(text, chunks=1600, delay=0.001))
+    execution = kernel.run(f"%%chat {name}\nA long answer please")
+    used = kernel.bytes_for(execution)
+    shown, messages = widget_text(kernel, stream_comm(kernel, execution))
+    assert shown == text
+    print(f"\n64 KB / 1600 chunks: {used:,} iopub bytes = {used / len(text):.2f}x the text, {messages} widget messages")
+    assert used <= 3 * len(text)
+
+
+# -- approvals --------------------------------------------------------------------------------------
+
+def _approval_comm(kernel, before: int) -> str:
+    return kernel.frontend.wait_for("ApprovalView", count=before + 1)
+
+
+def _function_response(request, call_id):
+    for content in request.contents:
+        for part in content.get("parts", []):
+            if part.get("functionResponse", {}).get("id") == call_id:
+                return part["functionResponse"]["response"]
+    raise AssertionError(f"no response for {call_id}")
+
+
+def test_approve_click_resumes_the_tool(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 2, "b": 3}, id="c1"), Reply.text("It is 5."))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"%%chat {name} -o r\nWhat is 2+3?", wait=False)
+    comm = _approval_comm(kernel, before)
+    time.sleep(0.1)  # the cell is still running, waiting for the click
+    assert not execution.done.is_set()
+    kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
+    kernel.wait(execution)
+    assert execution.reply["content"]["status"] == "ok"
+    assert _function_response(fresh.requests[1], "c1") == {"result": 5}
+    assert "It is 5." in static_copy(execution)["text/markdown"]
+
+
+def test_deny_with_a_reason_reaches_the_model(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 2, "b": 3}, id="c1"), Reply.text("OK, I won't."))
+    runs_before = kernel.run("print(len(tool_started))").text()
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"%%chat {name}\nadd", wait=False)
+    kernel.send_comm(_approval_comm(kernel, before),
+                     {"type": "decision", "approved": False, "reason": "use mental arithmetic", "always": False})
+    kernel.wait(execution)
+    assert "use mental arithmetic" in _function_response(fresh.requests[1], "c1")["error"]
+    assert kernel.run("print(len(tool_started))").text() == runs_before  # the tool never ran
+
+
+def test_always_allow_skips_the_next_approval(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("2"),
+                  Reply.function_call("add", {"a": 2, "b": 2}, id="c2"), Reply.text("4"))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    first = kernel.execute(f"%%chat {name}\n1+1", wait=False)
+    kernel.send_comm(_approval_comm(kernel, before), {"type": "decision", "approved": True, "reason": "",
+                                                      "always": True})
+    kernel.wait(first)
+    kernel.run(f"%%chat {name}\n2+2")
+    assert len(kernel.frontend.opened["ApprovalView"]) == before + 1
+    assert _function_response(fresh.requests[3], "c2") == {"result": 4}
+
+
+# -- interrupt --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("point", ["before the first token", "mid-stream"])
+def test_interrupt_cancels_the_turn_and_the_next_chat_works(kernel, fresh, point):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    if point == "before the first token":
+        fresh.enqueue(Reply.text("never", ttft=30))
+    else:
+        fresh.enqueue(Reply(chunks=[Chunk.text("Once "), Chunk.text("upon"), Chunk.text(" a time")]).stall_after(2))
+    execution = kernel.execute(f"%%chat {name}\nTell me a story", wait=False)
+    assert wait_until(lambda: fresh.requests, timeout=10)
+    if point == "mid-stream":
+        assert wait_until(lambda: "Once upon" in widget_text(kernel, stream_comm(kernel, execution))[0])
+    interrupted = time.perf_counter()
+    kernel.interrupt()
+    disconnect = fresh.wait_for_disconnect(timeout=10)
+    kernel.wait(execution, timeout=10)
+    assert disconnect is not None
+    print(f"\ninterrupt ({point}) -> server disconnect: {(disconnect.time - interrupted) * 1000:.1f} ms")
+    assert disconnect.time - interrupted < 1.0
+    assert execution.reply["content"]["status"] == "error"  # the cell reports the interrupt, so Run-All stops
+    assert static_copy(execution)[TRANSCRIPT_MIME]["status"] == "cancelled"
+    fresh.enqueue(Reply.text("back again"))
+    after = kernel.run(f"%%chat {name} -o again\nStill there?")
+    assert static_copy(after)["text/plain"] == "back again"
+
+
+# -- background -------------------------------------------------------------------------------------
+
+def test_background_output_stays_in_its_cell_and_stop_works(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("streaming in the background " * 4, chunks=20, delay=0.05))
+    started = time.perf_counter()
+    background = kernel.run(f"%%chat {name} --background -o bg\nTake your time")
+    assert time.perf_counter() - started < 1.0  # returned at once
+    other = kernel.run("import time\nfor i in range(3):\n    print('other', i)\n    time.sleep(0.3)")
+    assert wait_until(lambda: any(m["msg_type"] == "update_display_data" for m in background.messages), timeout=10)
+    assert "background" in static_copy(background)["text/plain"]
+    assert all("background" not in json.dumps(m["content"]) for m in other.outputs)
+    assert other.text() == "other 0\nother 1\nother 2\n"
+    assert kernel.run("print(bg.startswith('streaming in'))").text().strip() == "True"
+
+    fresh.enqueue(Reply.text("a b c d", chunks=4).stall_after(1))
+    stoppable = kernel.run(f"%%chat {name} --background\nStall")
+    comm = stream_comm(kernel, stoppable)
+    assert wait_until(lambda: widget_text(kernel, comm)[0])
+    kernel.send_comm(comm, {"type": "stop"})
+    assert fresh.wait_for_disconnect(timeout=5) is not None
+    assert wait_until(lambda: any(m["msg_type"] == "update_display_data" for m in stoppable.messages))
+    assert static_copy(stoppable)[TRANSCRIPT_MIME]["status"] == "cancelled"
+
+
+def test_agent_cancel_stops_a_background_reply(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("x y z", chunks=3).stall_after(1))
+    background = kernel.run(f"%%chat {name} --background\nStall")
+    assert wait_until(lambda: widget_text(kernel, stream_comm(kernel, background))[0])
+    assert "Cancelled" in kernel.run(f"%agent cancel {name}").text()
+    assert fresh.wait_for_disconnect(timeout=5) is not None
+
+
+# -- bad input and the fallback ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("line", ["%agent", "%agent bogus", "%agent create", "%agent info ghost",
+                                  "%agent create x --temperature hot", "%agent use nobody",
+                                  "%%chat ghost\nhi", "%%chat -o 1x\nhi", "%%chat --nope\nhi"])
+def test_bad_lines_give_one_clear_line(kernel, line):
+    execution = kernel.execute(line)
+    printed = execution.text() + json.dumps(execution.errors())
+    assert "Traceback" not in printed and "UsageError" in printed
+    assert "usage:" in printed or "agent" in printed
+
+
+def test_blocking_fallback_with_autoawait_off(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 2}, id="c1"), Reply.text("I could not add."))
+    kernel.run("%autoawait off")
+    try:
+        execution = kernel.run(f"%%chat {name} -o fb\nadd 1 and 2")
+    finally:
+        kernel.run("%autoawait on")
+    assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no widget nobody can click
+    assert "nobody can approve" in _function_response(fresh.requests[1], "c1")["error"]
+    assert static_copy(execution)["text/plain"] == "I could not add."
+
+
+def _pager_text(execution) -> str:
+    return "".join(p.get("data", {}).get("text/plain", "") for p in execution.reply["content"].get("payload", []))
+
+
+def test_help_config_and_no_key_in_sight(kernel, server):
+    agent_help = _pager_text(kernel.run("%agent?"))
+    assert "create" in agent_help and "--policy" in agent_help and "Examples" in agent_help
+    chat_help = _pager_text(kernel.run("%%chat?\n"))
+    assert "--background" in chat_help and "--interpolate" in chat_help
+    config = kernel.run("%config AgyMagics").text()
+    assert "approval_timeout" in config and "headless_approval" in config
+    kernel.run("%config AgyMagics.coalesce_interval = 0.1")
+    assert "0.1" in kernel.run("print(get_ipython().magics_manager.registry['AgyMagics'].coalesce_interval)").text()
+    kernel.run("%config AgyMagics.coalesce_interval = 0.05")
+    effective = kernel.run("%agent config").text()
+    assert "backend: gemini" in effective and server.env()["GEMINI_API_KEY"] not in effective
