@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
 from agy_jupyter.testing import Reply
-from kernel_harness import FrontEnd, Kernel
+from agy_jupyter.testing.kernel import FrontEnd, Kernel
 
 SETUP = '''
 %load_ext agy_jupyter

@@ -9,7 +9,7 @@ import pytest
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
 from agy_jupyter.testing import Chunk, FakeGemini, Reply
-from kernel_harness import FrontEnd, Kernel
+from agy_jupyter.testing.kernel import FrontEnd, Kernel
 
 _names = itertools.count(1)
 

@@ -43,25 +43,53 @@ SUMMARY_REQUEST = ("Summarise the conversation so far for your own later use: ke
 
 
 class PartMerger:
-    """Merges streamed parts into one model turn, keeping signatures and calls exactly as received."""
+    """Merges streamed parts into one model turn, keeping signatures and calls exactly as received.
+
+    Text pieces of the open part are kept in a list and joined once when `parts` is read: copying the
+    text so far on every chunk would make a long reply quadratic.
+    """
 
     def __init__(self) -> None:
-        self.parts: list[types.Part] = []
+        self._closed: list[types.Part] = []
+        self._open: types.Part | None = None  # the first piece of the text part being merged
+        self._pieces: list[str] = []
+        self._signature: bytes | None = None
 
     def add(self, part: types.Part) -> None:
-        last = self.parts[-1] if self.parts else None
-        if (last is not None and _plain_text(last) and _plain_text(part, allow_signature=True)
-                and bool(last.thought) == bool(part.thought) and last.thought_signature is None):
+        if (self._open is not None and self._signature is None and _plain_text(part)
+                and bool(self._open.thought) == bool(part.thought)):
             # a signature arriving on a later piece stays on the merged part that holds its text
-            self.parts[-1] = last.model_copy(update={"text": last.text + part.text,
-                                                     "thought_signature": part.thought_signature})
+            self._pieces.append(part.text)
+            self._signature = part.thought_signature
+            return
+        self._close()
+        if _plain_text(part):
+            self._open, self._pieces, self._signature = part, [part.text], part.thought_signature
         else:
-            self.parts.append(part)
+            self._closed.append(part)
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._closed.append(self._merged())
+            self._open = None
+
+    def _merged(self) -> types.Part:
+        if len(self._pieces) == 1 and self._signature == self._open.thought_signature:
+            return self._open
+        return self._open.model_copy(update={"text": "".join(self._pieces), "thought_signature": self._signature})
+
+    @property
+    def parts(self) -> list[types.Part]:
+        return [*self._closed, self._merged()] if self._open is not None else list(self._closed)
 
 
-def _plain_text(part: types.Part, allow_signature: bool = False) -> bool:
-    extra = part.model_dump(exclude_none=True, exclude={"text", "thought", "thought_signature"})
-    return part.text is not None and not extra and (allow_signature or part.thought_signature is None)
+_TEXT_FIELDS = frozenset({"text", "thought", "thought_signature"})
+
+
+def _plain_text(part: types.Part) -> bool:
+    """A text (or thought) part and nothing else: only those may be merged."""
+    return part.text is not None and all(
+        name in _TEXT_FIELDS or getattr(part, name) is None for name in part.model_fields_set)
 
 
 class _Turn:

@@ -244,10 +244,9 @@ class Runtime:
             raise Timeout(f"{operation} (all {self.config.channel_capacity} command slots busy)", deadline)
         fut = self._schedule(operation, self._dispatch(operation, args))
         try:
-            concurrent.futures.wait([fut], deadline + _JOIN_GRACE)
-            if not fut.done():
-                raise concurrent.futures.TimeoutError
-            return self._outcome(operation, fut)
+            return fut.result(deadline + _JOIN_GRACE)
+        except concurrent.futures.CancelledError:  # the runtime stopped under the command
+            raise self._closed_error(operation) from None
         except concurrent.futures.TimeoutError:
             fut.cancel()
             raise Timeout(operation, deadline, f"{operation}: no reply from the runtime thread "
@@ -551,16 +550,21 @@ class AsyncRuntime:
         if name not in COMMANDS:
             raise AttributeError(name)
         sync = getattr(Runtime, name)
+        signature = inspect.signature(sync)
+        arity = len(signature.parameters) - 1  # without self
 
         async def command(*args: Any, **kwargs: Any) -> Any:
             if name == "chat":  # keyword options travel as one dict, as in the sync form
                 return await self._runtime._acall("chat", *args, kwargs)
-            bound = inspect.signature(sync).bind(self._runtime, *args, **kwargs)
-            bound.apply_defaults()
-            return await self._runtime._acall(name, *list(bound.arguments.values())[1:])
+            if kwargs or len(args) != arity:  # fill defaults and keywords the way the sync form would
+                bound = signature.bind(self._runtime, *args, **kwargs)
+                bound.apply_defaults()
+                args = tuple(bound.arguments.values())[1:]
+            return await self._runtime._acall(name, *args)
 
         command.__name__ = name
         command.__doc__ = sync.__doc__
+        setattr(self, name, command)  # built once: later lookups don't come back here
         return command
 
     async def try_shutdown_agent(self, agent: AgentRef) -> bool:

@@ -222,6 +222,7 @@ class _Gone(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response has Content-Length or is chunked
+    disable_nagle_algorithm = True  # else the first chunk after the headers waits ~40 ms for a delayed ACK
     server_version = "FakeGemini/1.0"
     sys_version = ""
     server: _Server

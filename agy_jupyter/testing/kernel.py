@@ -1,10 +1,14 @@
-"""A real ipykernel driven over ZMQ, speaking to it as a browser front end does (execute, comm, interrupt)."""
+"""A real ipykernel driven over ZMQ, spoken to as a browser front end does (execute, comm, interrupt).
+
+Tests and benchmarks use it to check the magics and widgets without a browser:
+
+>>> kernel = Kernel(env=fake.env()); frontend = FrontEnd(kernel)
+>>> execution = kernel.run("%load_ext agy_jupyter")
+"""
 from __future__ import annotations
 
-import json
 import os
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,13 +154,6 @@ class Kernel:
         self._thread.join(2)
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value)
-
-
-PYTHON = sys.executable
 
 
 class FrontEnd:
