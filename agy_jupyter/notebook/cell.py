@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from IPython import get_ipython
 from IPython.core.error import UsageError
 
 from ..agent.api import Agent
-from ..agent.directory import agents
 from ..agent.events import TextDelta
 from ..runtime.errors import AgyError
 from ..runtime.stream import ChatStream
@@ -55,27 +54,31 @@ def in_kernel(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def _settings(shell: Any, options: ChatOptions) -> DisplaySettings:
+def _magics(shell: Any) -> Any:
+    """The AgyMagics instance registered on this shell (its settings and its agent directory)."""
     from .magics import AgyMagics
     magics = shell.magics_manager.registry.get("AgyMagics") if shell is not None else None
-    settings = magics.display_settings() if isinstance(magics, AgyMagics) else DisplaySettings()
-    if not options.show_thoughts:
-        settings = DisplaySettings(**{**settings.__dict__, "show_thoughts": False})
-    return settings
+    if not isinstance(magics, AgyMagics):
+        raise UsageError("agy_jupyter is not loaded: run %load_ext agy_jupyter first")
+    return magics
 
 
 def _prepare(line: str, cell: str) -> tuple[Any, ChatOptions, Agent, str, DisplaySettings]:
     shell = get_ipython()
     options = parse_chat_line(line)
+    magics = _magics(shell)
     try:
-        agent = agents.get(options.agent)
+        agent = magics.directory.get(options.agent)
     except AgyError as exc:
         from .magics import chat_parser
         raise UsageError(f"{exc}\n{chat_parser().format_usage().strip()}") from None
-    prompt = interpolate(cell, shell.user_ns) if options.interpolate and shell is not None else cell
+    prompt = interpolate(cell, shell.user_ns) if options.interpolate else cell
     if not prompt.strip():
         raise UsageError("the cell is empty: write the prompt in the cell body under %%chat")
-    return shell, options, agent, prompt, _settings(shell, options)
+    settings = magics.display_settings()
+    if not options.show_thoughts:
+        settings = replace(settings, show_thoughts=False)
+    return shell, options, agent, prompt, settings
 
 
 def _store_output(shell: Any, options: ChatOptions, response: Any) -> None:

@@ -19,7 +19,7 @@ from ..agent.backend import resolve_credentials
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
 from ..agent.policies import Decision
-from ..runtime.errors import AgyError
+from ..runtime.errors import AgyError, ConfigError
 from .live_reply import DisplaySettings
 from .transcript import escape_inline, history_markdown
 from .usage import DEFAULT_CONTEXT_LIMITS, DEFAULT_PRICES, usage_data
@@ -162,7 +162,7 @@ class AgyMagics(Magics):
         for name in filter(None, (n.strip() for n in (names or "").split(","))):
             value = self.shell.user_ns.get(name)
             if not callable(value):
-                raise UsageError(f"--tools: {name!r} is not a callable in the namespace")
+                raise ConfigError(f"--tools: {name!r} is not a callable in the namespace")
             found.append(value)
         return found
 
@@ -170,7 +170,7 @@ class AgyMagics(Magics):
         system = args.system
         if args.system_var is not None:
             if args.system_var not in self.shell.user_ns:
-                raise UsageError(f"--system-var: no variable {args.system_var!r}")
+                raise ConfigError(f"--system-var: no variable {args.system_var!r}")
             system = str(self.shell.user_ns[args.system_var])
         settings = {key: value for key, value in {
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,

@@ -1,0 +1,169 @@
+"""The %agent subcommands and %%chat without a kernel (terminal IPython), in-process."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from agy_jupyter.agent.directory import AgentDirectory
+from agy_jupyter.notebook.interpolate import interpolate
+from agy_jupyter.notebook.magics import AgyMagics
+from agy_jupyter.testing import Reply
+
+
+@pytest.fixture
+def shell(runtime):
+    ip = InteractiveShell.instance()
+    magics = AgyMagics(shell=ip, directory=AgentDirectory(runtime))
+    ip.register_magics(magics)
+    ip.user_ns.clear()
+    ip.user_ns["__name__"] = "__main__"
+    yield ip
+    for name in magics.directory.names():
+        magics.directory.delete(name)
+
+
+def directory(shell) -> AgentDirectory:
+    return shell.magics_manager.registry["AgyMagics"].directory
+
+
+def agent_magic(shell, line):
+    return shell.run_line_magic("agent", line)
+
+
+def test_create_with_options_and_the_first_is_the_default(shell, capsys):
+    shell.user_ns["persona"] = "You are terse."
+    shell.user_ns["add"] = lambda a, b: a + b
+    shell.user_ns["add"].__name__ = "add"
+    agent_magic(shell, "create first --model gemini-2.5-pro --system-var persona --temperature 0.2 "
+                       "--max-output-tokens 100 --thinking-budget 0 --policy allow --tools add")
+    agent_magic(shell, "create second")
+    assert "Created agent 'first' on gemini-2.5-pro (default)" in capsys.readouterr().out
+    first = directory(shell).get("first")
+    config = first.config
+    assert (config.model, config.system_instruction, config.temperature, config.max_output_tokens,
+            config.thinking_budget, config.default_policy.value) == (
+        "gemini-2.5-pro", "You are terse.", 0.2, 100, 0, "allow")
+    assert [t.name for t in config.tools] == ["add"]
+    assert directory(shell).get().name == "first"
+    agent_magic(shell, "use second")
+    assert directory(shell).get().name == "second"
+    agent_magic(shell, "create third --use")
+    assert directory(shell).default_name == "third"
+
+
+def test_list_info_history_clear_delete(shell, fake, capsys):
+    agent_magic(shell, "create alpha --system 'Be kind'")
+    fake.enqueue(Reply.text("Hi there!"))
+    directory(shell).get("alpha").chat("hello <b>you</b>")
+    agent_magic(shell, "list")
+    agent_magic(shell, "info alpha")
+    out = capsys.readouterr().out
+    assert "alpha" in out and "gemini-2.5-flash" in out and "turns: 1" in out and "Be kind" in out
+    history = directory(shell).get("alpha").history()
+    from agy_jupyter.notebook.transcript import history_markdown
+    rendered = history_markdown(history)
+    assert "Hi there!" in rendered and "&lt;b>you&lt;/b>" in rendered  # user HTML is not rendered as HTML
+    agent_magic(shell, "clear alpha")
+    assert directory(shell).get("alpha").history() == []
+    agent_magic(shell, "delete alpha")
+    assert "alpha" not in directory(shell)
+
+
+def test_save_and_load_round_trip_without_the_key(shell, fake, tmp_path):
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        return key.upper()
+
+    shell.user_ns["lookup"] = lookup
+    agent_magic(shell, "create saver --tools lookup --policy allow")
+    fake.enqueue(Reply.text("remembered"))
+    directory(shell).get("saver").chat("remember this")
+    path = tmp_path / "saver.json"
+    agent_magic(shell, f"save saver {path}")
+    text = path.read_text()
+    assert fake.env()["GEMINI_API_KEY"] not in text and "api_key" not in text
+    agent_magic(shell, f"load {path} --name restored --tools lookup")
+    restored = directory(shell).get("restored")
+    assert [m.text for m in restored.history()] == ["remember this", "remembered"]
+    assert restored.turn_count() == 1 and [t.name for t in restored.config.tools] == ["lookup"]
+    fake.enqueue(Reply.text("yes"))
+    restored.chat("do you remember?")
+    assert "remember this" in json.dumps(fake.requests[-1].contents)
+    with pytest.raises(UsageError, match="lookup"):
+        agent_magic(shell, f"load {path} --name again")  # the tool it needs was not passed
+
+
+def test_send_delivers_a_signed_message(shell, fake, capsys):
+    agent_magic(shell, "create boss")
+    agent_magic(shell, "create worker")
+    fake.enqueue(Reply.text("on it"))
+    agent_magic(shell, "send boss worker please summarise the data")
+    assert "Sent to 'worker'" in capsys.readouterr().out
+    worker = directory(shell).get("worker")
+    worker.wait_for_idle()
+    assert "[message from agent boss]" in json.dumps(fake.requests[-1].contents)
+    assert "please summarise the data" in fake.requests[-1].last_user_text
+    assert worker.last_response() == "on it"
+
+
+def test_usage_view_has_rows_costs_and_context(shell, fake):
+    agent_magic(shell, "create counter")
+    from agy_jupyter.testing import Usage
+    fake.enqueue(Reply.text("ok", usage=Usage(prompt=1000, output=500)))
+    directory(shell).get("counter").chat("count")
+    view = agent_magic(shell, "usage counter")
+    rows = {row["scope"]: row for row in view.data["rows"]}
+    assert rows["This turn"]["prompt"] == 1000 and rows["This agent"]["output"] == 500
+    assert rows["This turn"]["cost"] == pytest.approx((1000 * 0.30 + 500 * 2.50) / 1e6)
+    assert view.data["context"]["limit"] == 1_048_576 and view.data["context"]["used"] == 1500
+    assert "estimates" in view.data["note"]
+
+
+def test_config_never_shows_the_key(shell, fake, capsys):
+    agent_magic(shell, "config")
+    out = capsys.readouterr().out
+    assert "backend: gemini" in out and "AgyMagics.approval_timeout" in out
+    assert fake.env()["GEMINI_API_KEY"] not in out
+
+
+@pytest.mark.parametrize("line, message", [
+    ("", "say what to do"), ("frobnicate", "invalid choice"), ("create", "required: name"),
+    ("use ghost", "no agent 'ghost'"), ("create x --temperature warm", "invalid float value"),
+    ("create x --temperature 9", "temperature"), ("create x --tools not_there", "not a callable"),
+    ("send a", "required"), ("create x --policy maybe", "invalid choice"),
+])
+def test_bad_lines_raise_one_usage_error(shell, line, message):
+    with pytest.raises(UsageError) as caught:
+        agent_magic(shell, line)
+    assert message in str(caught.value) and "usage: %agent" in str(caught.value)
+
+
+def test_chat_without_a_kernel_prints_as_it_streams(shell, fake, capsys):
+    agent_magic(shell, "create talker")
+    fake.enqueue(Reply.text("streamed words arrive", chunks=3))
+    shell.run_cell_magic("chat", "-o said", "hello")
+    assert "streamed words arrive" in capsys.readouterr().out
+    assert shell.user_ns["said"] == "streamed words arrive"
+    with pytest.raises(UsageError, match="--background needs a Jupyter kernel"):
+        shell.run_cell_magic("chat", "--background", "hello")
+    with pytest.raises(UsageError, match="empty"):
+        shell.run_cell_magic("chat", "", "   \n")
+
+
+def test_chat_interpolates_only_names_in_the_namespace(shell, fake):
+    agent_magic(shell, "create reader")
+    shell.user_ns["df"] = pd.DataFrame({"price": range(500)})
+    shell.user_ns["city"] = "Oslo"
+    fake.enqueue(Reply.text("ok"))
+    shell.run_cell_magic("chat", "-i", 'In {city}: {df} and {"json": {missing}} {_private}')
+    sent = fake.requests[-1].last_user_text
+    assert sent.startswith("In Oslo: DataFrame: 500 rows x 1 columns")
+    assert '{"json": {missing}} {_private}' in sent and "499" not in sent
+
+
+def test_interpolate_leaves_every_other_brace_alone():
+    assert interpolate("f'{x:>3}' {y} {{z}} {1}", {"y": 7, "z": "Z"}) == "f'{x:>3}' 7 {Z} {1}"
