@@ -174,6 +174,35 @@ def test_always_allow_skips_the_next_approval(kernel, fresh):
     assert _function_response(fresh.requests[3], "c2") == {"result": 4}
 
 
+def test_approval_timeout_counts_as_a_deny(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask\n%config AgyMagics.approval_timeout = 0.5")
+    try:
+        fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("no answer"))
+        execution = kernel.run(f"%%chat {name}\n1+1")
+    finally:
+        kernel.run("%config AgyMagics.approval_timeout = 300.0")
+    assert "did not answer within 0.5 s" in _function_response(fresh.requests[1], "c1")["error"]
+    assert static_copy(execution)["text/plain"] == "no answer"
+    last = kernel.run(f"from agy_jupyter.agent.directory import agents\nprint(agents.get('{name}').last_turn().tool_calls[0].status)")
+    assert last.text().strip() == "denied"
+
+
+def test_a_failed_reply_is_one_clear_message(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.error(429, retry_delay=30, quota_id="GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                              quota_value=50))
+    execution = kernel.execute(f"%%chat {name}\nhi")
+    assert execution.reply["content"]["status"] == "error"  # Run-All stops here
+    [error] = execution.errors()
+    assert error["ename"] == "QuotaExhausted" and len(error["traceback"]) == 1
+    assert "wait for the quota to reset" in error["traceback"][0]
+    static = static_copy(execution)
+    assert "**Error:**" in static["text/markdown"] and static[TRANSCRIPT_MIME]["status"] == "error"
+    assert "QuotaExhausted" in kernel.run(f"%agent info {name}").text()  # the full detail
+
+
 # -- interrupt --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("point", ["before the first token", "mid-stream"])
@@ -262,6 +291,14 @@ def test_blocking_fallback_with_autoawait_off(kernel, fresh):
     assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no widget nobody can click
     assert "nobody can approve" in _function_response(fresh.requests[1], "c1")["error"]
     assert static_copy(execution)["text/plain"] == "I could not add."
+
+
+def test_extension_autoloads_from_ipython_config(server):
+    autoloaded = Kernel(env=server.env(), extra_arguments=["--InteractiveShellApp.extensions=agy_jupyter"])
+    try:
+        assert "No agents yet" in autoloaded.run("%agent list").text()
+    finally:
+        autoloaded.shutdown()
 
 
 def _pager_text(execution) -> str:

@@ -73,6 +73,10 @@ class Agent:
     def last_response(self) -> str | None:
         return self.runtime.last_response(self.id)
 
+    def last_turn(self) -> ChatResponse | None:
+        """The last finished turn's whole response: text, thoughts, tool calls, usage, stop reason."""
+        return self.runtime.last_turn(self.id)
+
     def compaction_indices(self) -> list[int]:
         return self.runtime.compaction_indices(self.id)
 

@@ -136,6 +136,7 @@ class GeminiSession:
         self._last_turn_usage = Usage()
         self._compactions: list[int] = []
         self._last_response: str | None = None
+        self._last_turn: ChatResponse | None = None
         self._turn_task: asyncio.Task | None = None
         self._inbox: collections.deque[tuple[Any, str | None]] = collections.deque()
         self._inbox_task: asyncio.Task | None = None
@@ -441,6 +442,7 @@ class GeminiSession:
                 response.parse_error = str(exc)
         if response.text:
             self._last_response = response.text
+        self._last_turn = response
         return response
 
     # -- compaction ------------------------------------------------------------------------------
@@ -549,6 +551,7 @@ class GeminiSession:
         self._compactions.clear()
         self._turns = 0
         self._last_response = None
+        self._last_turn = None
 
     def describe(self) -> dict[str, Any]:
         """State for listings: what it is doing, turns, tokens, the context size, the last error."""
@@ -572,6 +575,9 @@ class GeminiSession:
 
     def last_response(self) -> str | None:
         return self._last_response
+
+    def last_turn(self) -> ChatResponse | None:
+        return self._last_turn
 
     # -- lifecycle -------------------------------------------------------------------------------
 

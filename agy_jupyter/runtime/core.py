@@ -39,7 +39,7 @@ AgentRef = Union[int, str]
 AGENT_COMMANDS = frozenset({
     "cancel", "signal_idle", "wait_for_wakeup", "history", "turn_count",
     "total_usage", "last_turn_usage", "clear_history", "compaction_indices", "last_response",
-    "disconnect", "describe", "import_history",
+    "disconnect", "describe", "import_history", "last_turn",
 })
 # wait_for_idle and is_idle also count messages sent to the agent but not delivered yet (_do_send).
 COMMANDS = AGENT_COMMANDS | {"create_agent", "chat", "send", "shutdown_agent", "delete", "agent_ids",
@@ -456,6 +456,10 @@ class Runtime:
 
     def is_idle(self, agent: AgentRef) -> bool:
         return self._call("is_idle", agent)
+
+    def last_turn(self, agent: AgentRef) -> Any:
+        """The whole response of the agent's last finished turn (text, tool calls, usage, stop reason)."""
+        return self._call("last_turn", agent)
 
     def describe(self, agent: AgentRef) -> dict[str, Any]:
         """The agent's state for listings: what it is doing, turns, tokens, context size, last error."""

@@ -41,10 +41,10 @@ class Execution:
 class Kernel:
     """Start a kernel with extra environment, run cells, watch every iopub message with its size."""
 
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, extra_arguments: list[str] | None = None):
         self.km = KernelManager(kernel_name="python3")
         kernel_env = {**os.environ, **(env or {}), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-        self.km.start_kernel(env=kernel_env, extra_arguments=["--HistoryManager.enabled=False"])
+        self.km.start_kernel(env=kernel_env, extra_arguments=["--HistoryManager.enabled=False", *(extra_arguments or [])])
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
