@@ -25,16 +25,6 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def response_of(request, call_id):
-    """The functionResponse with `call_id` in a recorded request's contents."""
-    for content in request.contents:
-        for part in content.get("parts", []):
-            response = part.get("functionResponse")
-            if response and response.get("id") == call_id:
-                return response["response"]
-    raise AssertionError(f"no functionResponse {call_id} in {request.contents}")
-
-
 def assert_valid(agent):
     contents = contents_for_model(agent.history())
     assert history_is_valid(contents), contents
@@ -101,7 +91,7 @@ def test_allowed_tool_runs_and_its_result_goes_back_with_the_call_id(fake, make_
     response = agent.chat("What is 2 + 40?")
     assert response.text == "It is 42."
     assert [(c.name, c.status, c.result) for c in response.tool_calls] == [("add", "ok", {"result": 42})]
-    assert response_of(fake.requests[1], "call-7") == {"result": 42}
+    assert fake.requests[1].function_response("call-7") == {"result": 42}
     declared = fake.requests[0].tools[0]["functionDeclarations"][0]
     assert declared["name"] == "add" and declared["parametersJsonSchema"]["required"] == ["a", "b"]
     assert fake.requests[0].generation_config.get("automaticFunctionCalling") is None  # AFC is client-side
@@ -122,7 +112,7 @@ def test_ask_user_approved_by_the_handler(fake, make_agent):
     assert seen == [("add", {"a": 1, "b": 1})]
     assert kinds.index("approval") < kinds.index("tool_result")
     assert stream.result().tool_calls[0].decided_by == "user"
-    assert response_of(fake.requests[1], "c1") == {"result": 2}
+    assert fake.requests[1].function_response("c1") == {"result": 2}
 
 
 def test_denied_with_a_reason_the_model_sees(fake, make_agent):
@@ -138,7 +128,7 @@ def test_denied_with_a_reason_the_model_sees(fake, make_agent):
     response = agent.chat("1+1")
     assert calls == []
     assert response.tool_calls[0].status == "denied"
-    assert "not on Fridays" in response_of(fake.requests[1], "c1")["error"]
+    assert "not on Fridays" in fake.requests[1].function_response("c1")["error"]
 
 
 def test_always_allow_stops_asking_for_that_tool(fake, make_agent):
@@ -155,7 +145,7 @@ def test_ask_without_a_handler_denies_and_says_how_to_allow(fake, make_agent):
     agent = make_agent(tools=[add])  # default policy: ask
     fake.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("cannot"))
     response = agent.chat("1+1")
-    error = response_of(fake.requests[1], "c1")["error"]
+    error = fake.requests[1].function_response("c1")["error"]
     assert response.tool_calls[0].status == "denied"
     assert "approval" in error and "allow('add')" in error
 
@@ -164,7 +154,7 @@ def test_deny_policy_and_pre_tool_hook(fake, make_agent):
     agent = make_agent(tools=[add], policies=[agy.deny("add", "read-only session")])
     fake.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("no"))
     agent.chat("1+1")
-    assert "read-only session" in response_of(fake.requests[1], "c1")["error"]
+    assert "read-only session" in fake.requests[1].function_response("c1")["error"]
 
     hooked = make_agent("hooked", tools=[add], policies=[agy.allow_all()],
                         hooks=agy.Hooks(pre_tool=[lambda request: request.args["a"] < 10]))
@@ -177,7 +167,7 @@ def test_bad_arguments_go_back_to_the_model_as_an_error(fake, make_agent):
     agent = make_agent(tools=[add], policies=[agy.allow_all()])
     fake.enqueue(Reply.function_call("add", {"a": "lots", "b": 1}, id="c1"), Reply.text("sorry"))
     response = agent.chat("add")
-    error = response_of(fake.requests[1], "c1")["error"]
+    error = fake.requests[1].function_response("c1")["error"]
     assert error.startswith("invalid arguments") and "'a'" in error
     assert response.tool_calls[0].status == "error"
 
@@ -192,7 +182,7 @@ def test_raising_tool_reports_the_error_and_calls_the_hook(fake, make_agent):
                        hooks=agy.Hooks(on_tool_error=[lambda record, exc: failures.append((record.name, exc))]))
     fake.enqueue(Reply.function_call("explode", {"x": 3}, id="c1"), Reply.text("it failed"))
     response = agent.chat("go")
-    assert response_of(fake.requests[1], "c1") == {"error": "RuntimeError: boom 3"}
+    assert fake.requests[1].function_response("c1") == {"error": "RuntimeError: boom 3"}
     assert failures[0][0] == "explode" and isinstance(failures[0][1], RuntimeError)
     assert response.text == "it failed"
 
@@ -210,7 +200,7 @@ def test_tool_timeout(fake, make_agent):
     response = agent.chat("go")
     release.set()
     assert time.perf_counter() - started < 3
-    assert "timed out after 0.2 s" in response_of(fake.requests[1], "c1")["error"]
+    assert "timed out after 0.2 s" in fake.requests[1].function_response("c1")["error"]
     assert response.tool_calls[0].status == "error"
 
 
@@ -222,8 +212,8 @@ def test_async_tool_runs_on_the_loop_and_unknown_tools_are_reported(fake, make_a
     agent = make_agent(tools=[fetch], policies=[agy.allow_all()])
     fake.enqueue(Reply.function_calls([("fetch", {"key": "k"}, "c1"), ("nope", {}, "c2")]), Reply.text("done"))
     agent.chat("go")
-    assert response_of(fake.requests[1], "c1") == {"key": "k", "value": 1}
-    assert "unknown tool 'nope'" in response_of(fake.requests[1], "c2")["error"]
+    assert fake.requests[1].function_response("c1") == {"key": "k", "value": 1}
+    assert "unknown tool 'nope'" in fake.requests[1].function_response("c2")["error"]
     assert_valid(agent)
 
 
@@ -234,7 +224,7 @@ def test_tool_call_limit_answers_extra_calls_and_turns_tools_off(fake, make_agen
                  Reply.text("enough"))
     response = agent.chat("keep adding")
     assert [c.status for c in response.tool_calls] == ["ok", "ok", "error"]
-    assert "limit of 2" in response_of(fake.requests[2], "c3")["error"]
+    assert "limit of 2" in fake.requests[2].function_response("c3")["error"]
     last = fake.requests[2].normalized_body
     assert last["toolConfig"]["functionCallingConfig"]["mode"] == "NONE"
     assert response.text == "enough"

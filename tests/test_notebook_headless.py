@@ -28,14 +28,6 @@ def run_notebook(cells: list[str], timeout: int = 60) -> nbformat.NotebookNode:
     return notebook
 
 
-def function_response(request, call_id):
-    for content in request.contents:
-        for part in content.get("parts", []):
-            if part.get("functionResponse", {}).get("id") == call_id:
-                return part["functionResponse"]["response"]
-    raise AssertionError(f"no response for {call_id}")
-
-
 def test_nbclient_runs_the_magics_and_denies_ask_tools_without_hanging(fake):
     fake.enqueue(Reply.text("Hello from a headless run", chunks=4, delay=0.01),
                  Reply.function_call("add", {"a": 1, "b": 2}, id="c1"), Reply.text("I was not allowed to add."))
@@ -47,7 +39,7 @@ def test_nbclient_runs_the_magics_and_denies_ask_tools_without_hanging(fake):
     static = [o for o in outputs[2] if o.get("output_type") == "display_data"][-1]["data"]
     assert static["text/plain"] == "Hello from a headless run" and TRANSCRIPT_MIME in static
     assert "Hello from a headless run" in static["text/markdown"]
-    denial = function_response(fake.requests[2], "c1")["error"]
+    denial = fake.requests[2].function_response("c1")["error"]
     assert "nobody can approve 'add'" in denial and "headless_approval" in denial
     assert outputs[4][0]["text"] == "Hello from a headless run\n"
     # the saved notebook carries the static copy only: no live widget output is left behind
@@ -58,7 +50,7 @@ def test_headless_allow_setting_lets_ask_tools_run(fake):
     fake.enqueue(Reply.function_call("add", {"a": 20, "b": 22}, id="c1"), Reply.text("42"))
     run_notebook([SETUP, "%config AgyMagics.headless_approval = 'allow'", "%agent create helper --tools add",
                   "%%chat\nWhat is 20 + 22?"])
-    assert function_response(fake.requests[1], "c1") == {"result": 42}
+    assert fake.requests[1].function_response("c1") == {"result": 42}
 
 
 @pytest.fixture
@@ -81,5 +73,5 @@ def test_magics_work_after_the_user_applied_nest_asyncio(nested_kernel, fake):
     nested_kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
     nested_kernel.wait(pending, timeout=30)
     assert pending.reply["content"]["status"] == "ok", pending.errors()
-    assert function_response(fake.requests[2], "c1") == {"result": 2}
+    assert fake.requests[2].function_response("c1") == {"result": 2}
     assert execution.reply["content"]["status"] == "ok"

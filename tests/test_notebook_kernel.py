@@ -121,14 +121,6 @@ def _approval_comm(kernel, before: int) -> str:
     return kernel.frontend.wait_for("ApprovalView", count=before + 1)
 
 
-def _function_response(request, call_id):
-    for content in request.contents:
-        for part in content.get("parts", []):
-            if part.get("functionResponse", {}).get("id") == call_id:
-                return part["functionResponse"]["response"]
-    raise AssertionError(f"no response for {call_id}")
-
-
 def test_approve_click_resumes_the_tool(kernel, fresh):
     name = new_name()
     kernel.run(f"%agent create {name} --tools add --policy ask")
@@ -141,7 +133,7 @@ def test_approve_click_resumes_the_tool(kernel, fresh):
     kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
     kernel.wait(execution)
     assert execution.reply["content"]["status"] == "ok"
-    assert _function_response(fresh.requests[1], "c1") == {"result": 5}
+    assert fresh.requests[1].function_response("c1") == {"result": 5}
     assert "It is 5." in static_copy(execution)["text/markdown"]
 
 
@@ -155,7 +147,7 @@ def test_deny_with_a_reason_reaches_the_model(kernel, fresh):
     kernel.send_comm(_approval_comm(kernel, before),
                      {"type": "decision", "approved": False, "reason": "use mental arithmetic", "always": False})
     kernel.wait(execution)
-    assert "use mental arithmetic" in _function_response(fresh.requests[1], "c1")["error"]
+    assert "use mental arithmetic" in fresh.requests[1].function_response("c1")["error"]
     assert kernel.run("print(len(tool_started))").text() == runs_before  # the tool never ran
 
 
@@ -171,7 +163,7 @@ def test_always_allow_skips_the_next_approval(kernel, fresh):
     kernel.wait(first)
     kernel.run(f"%%chat {name}\n2+2")
     assert len(kernel.frontend.opened["ApprovalView"]) == before + 1
-    assert _function_response(fresh.requests[3], "c2") == {"result": 4}
+    assert fresh.requests[3].function_response("c2") == {"result": 4}
 
 
 def test_approval_timeout_counts_as_a_deny(kernel, fresh):
@@ -182,7 +174,7 @@ def test_approval_timeout_counts_as_a_deny(kernel, fresh):
         execution = kernel.run(f"%%chat {name}\n1+1")
     finally:
         kernel.run("%config AgyMagics.approval_timeout = 300.0")
-    assert "did not answer within 0.5 s" in _function_response(fresh.requests[1], "c1")["error"]
+    assert "did not answer within 0.5 s" in fresh.requests[1].function_response("c1")["error"]
     assert static_copy(execution)["text/plain"] == "no answer"
     last = kernel.run(f"from agy_jupyter.agent.directory import agents\nprint(agents.get('{name}').last_turn().tool_calls[0].status)")
     assert last.text().strip() == "denied"
@@ -289,7 +281,7 @@ def test_blocking_fallback_with_autoawait_off(kernel, fresh):
     finally:
         kernel.run("%autoawait on")
     assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no widget nobody can click
-    assert "nobody can approve" in _function_response(fresh.requests[1], "c1")["error"]
+    assert "nobody can approve" in fresh.requests[1].function_response("c1")["error"]
     assert static_copy(execution)["text/plain"] == "I could not add."
 
 

@@ -22,24 +22,9 @@ from agy_jupyter.agent.events import TextDelta
 from agy_jupyter.runtime import (AgyError, ChatStream, ConfigError, RuntimeClosed, Timeout, UnknownAgent,
                                  chat_timeout_from_env, get_runtime)
 from agy_jupyter.runtime.quota import QuotaRegistry
-from agy_jupyter.testing import FakeGemini, Reply
+from agy_jupyter.testing import Reply
 
-ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
-            "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "AGY_CHAT_TIMEOUT_SECS", "AGI_CHAT_TIMEOUT_SECS")
-
-
-# -- fixtures and helpers --------------------------------------------------------------------------
-
-@pytest.fixture
-def fake(monkeypatch):
-    """A fake Gemini server whose address and key are the only credentials in the environment."""
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-    with FakeGemini() as server:
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
-        yield server
-
+# -- fixtures and helpers (the `fake` server fixture is in conftest.py) ------------------------------
 
 @pytest.fixture
 def make_runtime(fake):

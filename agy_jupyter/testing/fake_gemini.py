@@ -164,6 +164,15 @@ class RecordedRequest:
     def stream(self) -> bool:
         return self.method == "streamGenerateContent"
 
+    def function_response(self, call_id: str) -> Any:
+        """The `response` of the functionResponse with this call id that the client sent back."""
+        for content in self.contents:
+            for part in content.get("parts", []):
+                response = part.get("functionResponse")
+                if response is not None and response.get("id") == call_id:
+                    return response.get("response")
+        raise KeyError(f"request {self.index} answers no call {call_id!r}")
+
     @property
     def normalized_body(self) -> Any:
         """The whole body with camelCase keys."""
