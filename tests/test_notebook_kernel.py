@@ -297,6 +297,26 @@ def _pager_text(execution) -> str:
     return "".join(p.get("data", {}).get("text/plain", "") for p in execution.reply["content"].get("payload", []))
 
 
+def test_interrupt_cancels_a_blocking_fallback_reply(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("a b c", chunks=3).stall_after(1))
+    kernel.run("%autoawait off")
+    try:
+        execution = kernel.execute(f"%%chat {name}\nstall", wait=False)
+        assert wait_until(lambda: fresh.requests, timeout=10)
+        time.sleep(0.2)
+        interrupted = time.perf_counter()
+        kernel.interrupt()
+        disconnect = fresh.wait_for_disconnect(timeout=10)
+        kernel.wait(execution, timeout=10)
+    finally:
+        kernel.run("%autoawait on")
+    assert disconnect is not None and disconnect.time - interrupted < 1.0
+    assert execution.reply["content"]["status"] == "error"
+    assert static_copy(execution)[TRANSCRIPT_MIME]["status"] == "cancelled"
+
+
 def test_help_config_and_no_key_in_sight(kernel, server):
     agent_help = _pager_text(kernel.run("%agent?"))
     assert "create" in agent_help and "--policy" in agent_help and "Examples" in agent_help

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shlex
 import sys
 from dataclasses import dataclass, replace
@@ -102,15 +103,10 @@ async def chat_cell_async(line: str, cell: str) -> None:
     live = LiveReply(agent.name, agent.config.model, settings, agent.runtime.loop)
     stream = _start(agent, prompt, live, CellApprover(live, settings))
     live.follow(stream)
-    try:
+    try:  # an interrupt (CancelledError) or a typed error propagates after the static copy is written
         response = await stream.aresult()
-    except (asyncio.CancelledError, KeyboardInterrupt):  # the interrupt button: the turn is cancelled
+    finally:
         await _until_finished(live)
-        raise
-    except AgyError:
-        await _until_finished(live)
-        raise  # shown as one line (AgyError renders without a traceback); the static copy has the detail
-    await _until_finished(live)
     _store_output(shell, options, response)
 
 
@@ -137,15 +133,10 @@ def chat_cell_blocking(line: str, cell: str) -> None:
     live = LiveReply(agent.name, agent.config.model, settings, agent.runtime.loop, widget=False)
     stream = _start(agent, prompt, live, approver)
     live.follow(stream)
-    try:
+    try:  # KeyboardInterrupt cancels the turn (ChatStream.result does that) and propagates
         response = stream.result()
-    except KeyboardInterrupt:
-        live.finished.result(FINISH_WAIT)
-        raise
-    except AgyError:
-        live.finished.result(FINISH_WAIT)
-        raise
-    live.finished.result(FINISH_WAIT)
+    finally:
+        concurrent.futures.wait([live.finished], FINISH_WAIT)
     _store_output(shell, options, response)
 
 
