@@ -22,8 +22,13 @@ StreamView / ApprovalView with "rendered", as JupyterLab does.
              its execute_reply arrives (the kernel's own interrupt latency); the same measure is
              reported for our cell.
   first      the first comm message carrying a text op arrives on iopub − the server's first chunk
-             (request arrival + ttft, ttft = 0.3 s). Baseline: the bare SDK (client.aio) in this
-             process, first chunk parsed − request arrival − ttft.
+             (request arrival + ttft, ttft = 0.3 s; then 3 more chunks 100 ms apart). Baseline: the bare
+             SDK (client.aio) in this process, first chunk parsed − request arrival − ttft. Also reported:
+             the first ops message of any kind after the first chunk (the "streaming" status op), i.e. the
+             pipeline's own latency without the coalescing window.
+
+Clocks: the fake server stamps time.perf_counter(), the kernel's tool and Button handler time.monotonic();
+on Linux both are CLOCK_MONOTONIC, one clock for every process on the machine.
 
     python benchmarks/bench_notebook.py [--rounds 3] [--reps 20] [--interrupt-reps 10] [--quick] [--json PATH]
 """
@@ -31,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import statistics
 import threading
 import time
 from typing import Any, Callable
@@ -43,7 +50,10 @@ from agy_jupyter.testing.kernel import Execution, FrontEnd, Kernel
 WRITER = "writer"    # an agent without tools: streaming, interrupts, first delta
 CLICKER = "clicker"  # an agent with one tool behind an approval
 TTFT = 0.3           # seconds the server waits before its first chunk (first-delta case)
+FIRST_CHUNKS, FIRST_DELAY = 4, 0.1  # then 3 more chunks 100 ms apart: longer than the 50 ms coalescing window,
+                                    # so the first text op is not merely the end-of-turn flush
 SETTLE = 0.15        # seconds to let a cell reach its await before clicking / interrupting
+JITTER = 0.05        # + uniform(0, JITTER): the cell's 50 ms SIGINT poll must not be phase-locked to us
 WAIT = 30.0          # far above any sane latency: a broken case fails instead of hanging
 CHUNK_DELAY = 0.001
 SIZES = ((16 * 1024, 400), (64 * 1024, 1600))
@@ -143,6 +153,11 @@ class Notebook:
         self.button = self.kernel.run("print(_button.model_id)").text().strip()
         self.runner = asyncio.Runner()
         self.client = fake.client()
+        self.random = random.Random(1)
+        self.log_start = 0  # iopub_log index at the latest interrupt
+
+    def settle(self) -> None:
+        time.sleep(SETTLE + self.random.uniform(0, JITTER))
 
     def close(self) -> None:
         self.runner.close()
@@ -201,9 +216,12 @@ class Notebook:
         execution = self.kernel.run(code, timeout=300)
         elapsed = _common.clock() - started
         size, count = self.traffic(execution)
-        types: dict[str, int] = {}
-        for msg in execution.messages:
-            types[msg["msg_type"]] = types.get(msg["msg_type"], 0) + 1
+        types: dict[str, list[int]] = {}  # msg_type -> [messages, wire bytes]
+        for _, wire, msg in list(self.kernel.iopub_log):
+            if msg.get("parent_header", {}).get("msg_id") == execution.msg_id:
+                entry = types.setdefault(msg["msg_type"], [0, 0])
+                entry[0] += 1
+                entry[1] += wire
         if kind == "chat":
             shown = len(self.widget_text(execution))
             custom = sum(1 for m in execution.messages if m["msg_type"] == "comm_msg"
@@ -224,7 +242,7 @@ class Notebook:
         before = len(self.frontend.opened["ApprovalView"])
         execution = self.kernel.execute(f"%%chat {CLICKER}\nWhat is 2+3?", wait=False)
         comm = self.frontend.wait_for("ApprovalView", count=before + 1, timeout=WAIT)
-        time.sleep(SETTLE)  # the cell is awaiting the click
+        self.settle()  # the cell is awaiting the click
         if execution.done.is_set():
             raise AssertionError("the cell ended before the click")
         clicked = time.monotonic()
@@ -238,7 +256,7 @@ class Notebook:
 
     def click_button(self, index: int) -> float:
         execution = self.kernel.execute(BUTTON_CELL, wait=False)
-        time.sleep(SETTLE)
+        self.settle()
         if execution.done.is_set():
             raise AssertionError("the awaiting cell ended before the click")
         clicked = time.monotonic()
@@ -254,6 +272,7 @@ class Notebook:
 
     def _interrupt(self, execution: Execution) -> tuple[float, float]:
         """Interrupt now; (interrupt time, execute_reply arrival) on this process's perf_counter."""
+        self.log_start = len(self.kernel.iopub_log)
         replied: list[float] = []
         watcher = threading.Thread(target=lambda: replied.append(
             _common.clock() if execution.done.wait(WAIT) else float("nan")), daemon=True)
@@ -280,36 +299,46 @@ class Notebook:
             raise AssertionError("no request reached the server")
         if point == "mid_stream":
             wait_until(lambda: self.widget_text(execution) == "Once upon")
-        time.sleep(SETTLE)
+        self.settle()
         interrupted, replied = self._interrupt(execution)
         gone = self.fake.wait_for_disconnect(WAIT)
         if gone is None or gone.request_index != 0:
             raise AssertionError(f"no disconnect of the chat's request: {gone}")
+        arrivals = {m["msg_type"]: t for t, _, m in reversed(self.kernel.iopub_log[self.log_start:])
+                    if m.get("parent_header", {}).get("msg_id") == execution.msg_id}
         self.forget(execution)
-        return {"disconnect": gone.time - interrupted, "reply": replied - interrupted}
+        return {"disconnect": gone.time - interrupted, "reply": replied - interrupted,
+                "static_copy": arrivals["update_display_data"] - interrupted,
+                "error_output": arrivals["error"] - interrupted}
 
     def interrupt_sleep(self) -> dict[str, float]:
         execution = self.kernel.execute("import time\ntime.sleep(30)", wait=False)
         wait_until(lambda: any(m["msg_type"] == "execute_input" for m in list(execution.messages)))
-        time.sleep(SETTLE)
+        self.settle()
         interrupted, replied = self._interrupt(execution)
+        arrivals = {m["msg_type"]: t for t, _, m in reversed(self.kernel.iopub_log[self.log_start:])
+                    if m.get("parent_header", {}).get("msg_id") == execution.msg_id}
         self.forget(execution)
-        return {"reply": replied - interrupted}
+        return {"reply": replied - interrupted, "error_output": arrivals["error"] - interrupted}
 
     # -- 4. first delta on the wire ---------------------------------------------------------------
 
-    def first_chat(self, text: str) -> float:
+    def first_chat(self, text: str) -> dict[str, float]:
         self.kernel.run(f"%agent clear {WRITER}")
         self.fake.reset()
-        self.fake.enqueue(Reply.text(text, chunks=20, ttft=TTFT))
+        self.fake.enqueue(Reply.text(text, chunks=FIRST_CHUNKS, delay=FIRST_DELAY, ttft=TTFT))
         start = len(self.kernel.iopub_log)
         execution = self.kernel.run(f"%%chat {WRITER}\nhello")
-        request = self.fake.requests[-1]
-        for arrived, _, msg in self.kernel.iopub_log[start:]:
-            if msg.get("parent_header", {}).get("msg_id") == execution.msg_id and has_text_op(msg):
-                self.forget(execution)
-                return arrived - (request.time + TTFT)
-        raise AssertionError("no text op reached the front end")
+        first_chunk = self.fake.requests[-1].time + TTFT
+        mine = [(arrived, msg) for arrived, _, msg in self.kernel.iopub_log[start:]
+                if msg.get("parent_header", {}).get("msg_id") == execution.msg_id]
+        text_op = next((t for t, m in mine if has_text_op(m)), None)
+        any_op = next((t for t, m in mine if t >= first_chunk and m["msg_type"] == "comm_msg"
+                       and m["content"].get("data", {}).get("method") == "custom"), None)
+        self.forget(execution)
+        if text_op is None or any_op is None:
+            raise AssertionError("no ops message reached the front end after the first chunk")
+        return {"text": text_op - first_chunk, "any_op": any_op - first_chunk}
 
     def first_sdk(self, text: str) -> float:
         async def once() -> float:
@@ -321,7 +350,7 @@ class Notebook:
             return first
 
         self.fake.reset()
-        self.fake.enqueue(Reply.text(text, chunks=20, ttft=TTFT))
+        self.fake.enqueue(Reply.text(text, chunks=FIRST_CHUNKS, delay=FIRST_DELAY, ttft=TTFT))
         first = self.runner.run(once())
         return first - (self.fake.requests[-1].time + TTFT)
 
@@ -374,9 +403,10 @@ def run(sizes: list[tuple[int, int]], rounds: int, reps: int, interrupt_reps: in
 PEERS = {"update_display": "update_display(Markdown) per chunk", "append_stdout": "Output.append_stdout per chunk"}
 
 
-def _per_round(ours: list[dict], theirs: list[dict], key: str) -> float:
-    import statistics
-    return statistics.median(o[key] / t[key] for o, t in zip(ours, theirs))
+def ms_stats(values: list[float]) -> dict[str, float]:
+    """summarize() in milliseconds, plus p90."""
+    values = [v * 1e3 for v in values]
+    return {**_common.summarize(values), "p90": _common.percentile(values, 90)}
 
 
 def rows_for(data: dict[str, Any]) -> list[dict]:
@@ -385,75 +415,67 @@ def rows_for(data: dict[str, Any]) -> list[dict]:
         if not key.startswith("bytes_"):
             continue
         label, text_bytes = f"{block['text_bytes'] // 1024} KB/{block['chunks']}", block["text_bytes"]
-        per_text = {kind: _common.summarize(s["bytes"] / text_bytes for s in block[kind])
-                    for kind in ("chat", *PEERS)}
-        for kind, title in PEERS.items():
-            rows.append(_common.row(f"iopub bytes {label}: {title}", "B per text B", per_text[kind], spread="max"))
-        for kind, title in PEERS.items():
-            rows.append(_common.row(f"iopub bytes {label}: %%chat", "B per text B", per_text["chat"], spread="max",
-                                    baseline=title, ratio_value=_per_round(block["chat"], block[kind], "bytes")))
-        messages = {kind: _common.summarize(s["messages"] for s in block[kind]) for kind in ("chat", *PEERS)}
-        for kind, title in PEERS.items():
-            rows.append(_common.row(f"iopub messages {label}: {title}", "messages", messages[kind], spread="max"))
-        rows.append(_common.row(f"iopub messages {label}: %%chat", "messages", messages["chat"], spread="max",
-                                baseline=PEERS["update_display"],
-                                ratio_value=_per_round(block["chat"], block["update_display"], "messages")))
-    load = data["load"]
+        for kind, title in (*PEERS.items(), ("chat", "%%chat")):
+            rows.append(_common.row(f"iopub bytes {label}: {title}", "B per text B",
+                                    _common.summarize(s["bytes"] / text_bytes for s in block[kind]), spread="max"))
+        for kind, title in PEERS.items():  # ours ÷ peer, as a percentage: the table prints two decimals
+            share = _common.summarize(100 * o["bytes"] / t["bytes"] for o, t in zip(block["chat"], block[kind]))
+            rows.append(_common.row(f"iopub bytes {label}: %%chat ÷ {kind}", "%", share, spread="max"))
+        for kind, title in (*PEERS.items(), ("chat", "%%chat")):
+            rows.append(_common.row(f"iopub messages {label}: {title}", "messages",
+                                    _common.summarize(s["messages"] for s in block[kind]), spread="max"))
     rows.append(_common.row("one-time: %load_ext (front-end library)", "bytes",
-                            _common.summarize([load["bytes"]]), spread="max"))
+                            _common.summarize([data["load"]["bytes"]]), spread="max"))
 
-    def ms(values: list[float]) -> dict[str, float]:
-        stats = _common.summarize(v * 1e3 for v in values)
-        stats["p90"] = _common.percentile([v * 1e3 for v in values], 90)
-        return stats
-
-    click = {k: ms(v) for k, v in data["click"].items()}
+    click = {k: ms_stats(v) for k, v in data["click"].items()}
     rows.append(_common.row("click → Button handler (async cell awaiting)", "ms", click["button"], spread="p90"))
     rows.append(_common.row("approval click → tool starts", "ms", click["chat"], spread="p90",
-                            baseline="click → Button handler",
+                            baseline="Button handler",
                             ratio_value=_common.ratio(click["chat"]["median"], click["button"]["median"])))
 
     inter = data["interrupt"]
-    base = ms([s["reply"] for s in inter["sleep"]])
+    base = ms_stats([s["reply"] for s in inter["sleep"]])
     rows.append(_common.row("interrupt time.sleep cell → execute_reply", "ms", base, spread="max"))
     for point in ("before_first_token", "mid_stream"):
         for what, title in (("disconnect", "server disconnect"), ("reply", "execute_reply")):
-            stats = ms([s[what] for s in inter[point]])
+            stats = ms_stats([s[what] for s in inter[point]])
             rows.append(_common.row(f"interrupt %%chat {point.replace('_', ' ')} → {title}", "ms", stats,
-                                    spread="max", baseline="interrupt time.sleep",
+                                    spread="max", baseline="time.sleep → execute_reply",
                                     ratio_value=_common.ratio(stats["median"], base["median"])))
 
-    first = {k: ms(v) for k, v in data["first"].items()}
-    rows.append(_common.row("first chunk − server ttft: bare SDK here", "ms", first["sdk"], spread="p90"))
-    rows.append(_common.row("first text op on iopub − server ttft: %%chat", "ms", first["chat"], spread="p90",
-                            baseline="bare SDK", ratio_value=_common.ratio(first["chat"]["median"],
-                                                                          first["sdk"]["median"])))
+    sdk = ms_stats(data["first"]["sdk"])
+    rows.append(_common.row("first chunk − server's first chunk: bare SDK here", "ms", sdk, spread="p90"))
+    for what, title in (("text", "first text op"), ("any_op", "first ops message (status)")):
+        stats = ms_stats([s[what] for s in data["first"]["chat"]])
+        rows.append(_common.row(f"{title} on iopub − server's first chunk: %%chat", "ms", stats, spread="p90",
+                                baseline="bare SDK", ratio_value=_common.ratio(stats["median"], sdk["median"])))
     return rows
 
 
 def notes_for(data: dict[str, Any]) -> list[str]:
-    import statistics
+    median = statistics.median
     notes = []
     for key, block in data.items():
         if not key.startswith("bytes_"):
             continue
-        parts = []
-        for kind in ("chat", *PEERS):
-            samples = block[kind]
-            parts.append(f"{kind} {statistics.median(s['bytes'] for s in samples) / 1e6:.3f} MB in "
-                         f"{statistics.median(s['messages'] for s in samples):.0f} messages, "
-                         f"{statistics.median(s['seconds'] for s in samples):.2f} s")
-        chat = block["chat"]
-        notes.append(f"{block['text_bytes']:,} B in {block['chunks']} chunks: " + "; ".join(parts)
-                     + f" (%%chat: {statistics.median(s['ops_messages'] for s in chat):.0f} ops messages)")
-    load = data["load"]
-    notes.append(f"one-time %load_ext: {load['bytes']:,} bytes in {load['messages']} messages")
+        parts = [f"{kind} {median(s['bytes'] for s in block[kind]) / 1e6:.3f} MB in "
+                 f"{median(s['messages'] for s in block[kind]):.0f} messages, "
+                 f"{median(s['seconds'] for s in block[kind]):.2f} s" for kind in ("chat", *PEERS)]
+        notes.append(f"{block['text_bytes']:,} B in {block['chunks']} chunks: " + "; ".join(parts))
+        types = block["chat"][-1]["types"]
+        notes.append(f"  %%chat by message type (last round): " + ", ".join(
+            f"{name} {count}× {size:,} B" for name, (count, size) in sorted(types.items(), key=lambda kv: -kv[1][1])))
+    notes.append(f"one-time %load_ext: {data['load']['bytes']:,} bytes in {data['load']['messages']} messages")
     for name, values in data["click"].items():
-        ms = [v * 1e3 for v in values]
-        notes.append(f"click {name}: median {statistics.median(ms):.2f} ms, p90 {_common.percentile(ms, 90):.2f}, "
-                     f"max {max(ms):.2f}")
-    first = {k: statistics.median(v) * 1e3 for k, v in data["first"].items()}
-    notes.append(f"first delta: %%chat − bare SDK = {first['chat'] - first['sdk']:.2f} ms (medians)")
+        stats = ms_stats(values)
+        notes.append(f"click {name}: median {stats['median']:.2f} ms, p90 {stats['p90']:.2f}, max {stats['max']:.2f}")
+    for point, samples in data["interrupt"].items():
+        parts = [f"{what} {median(s[what] for s in samples) * 1e3:.1f}" for what in samples[0]]
+        notes.append(f"interrupt {point} → (median ms): " + ", ".join(parts))
+    first = {what: median(s[what] for s in data["first"]["chat"]) * 1e3 for what in ("text", "any_op")}
+    sdk = median(data["first"]["sdk"]) * 1e3
+    notes.append(f"first delta: %%chat − bare SDK = {first['text'] - sdk:.2f} ms (medians); the first ops message "
+                 f"after the first chunk (status) − bare SDK = {first['any_op'] - sdk:.2f} ms")
     return notes
 
 
@@ -464,7 +486,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--interrupt-reps", type=int, default=10, help="interrupts per case (default 10)")
     args = p.parse_args(argv)
     if args.quick:
-        result = run([SIZES[0]], 1, 5, 3, args.verbose)
+        result = run([SIZES[0]], 1, 4, 2, args.verbose)  # a smoke test: ~20 s, most of it kernel start-up
     else:
         result = run(list(SIZES), args.rounds, args.reps, args.interrupt_reps, args.verbose)
     _common.report(result, args)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import _common
 
-BENCHMARKS = ["bench_stream_throughput", "bench_command_roundtrip", "bench_cancel"]
+BENCHMARKS = ["bench_stream_throughput", "bench_command_roundtrip", "bench_cancel", "bench_notebook"]
 
 
 def run_one(name: str, extra: list[str], scratch: Path) -> dict:

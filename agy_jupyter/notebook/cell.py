@@ -30,6 +30,14 @@ from .live_reply import DisplaySettings, LiveReply
 FINISH_WAIT = 5.0  # the static copy follows the reply within milliseconds; this only bounds a wedged loop
 
 
+class ReplyInterrupted(KeyboardInterrupt):
+    """The interrupt button cancelled a reply. Still an error for the kernel (Run All stops), shown as one
+    line: IPython formats a CancelledError traceback for ~100 ms before the cell can end."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mInterrupted\x1b[0m: {self}"]
+
+
 @dataclass(frozen=True)
 class ChatOptions:
     agent: str | None
@@ -103,8 +111,10 @@ async def chat_cell_async(line: str, cell: str) -> None:
     live = LiveReply(agent.name, agent.config.model, settings, agent.runtime.loop)
     stream = _start(agent, prompt, live, CellApprover(live, settings))
     live.follow(stream)
-    try:  # an interrupt (CancelledError) or a typed error propagates after the static copy is written
+    try:  # an interrupt or a typed error propagates after the static copy is written
         response = await stream.aresult()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise ReplyInterrupted(f"the reply of {agent.name!r} was cancelled; what arrived is kept") from None
     finally:
         await _until_finished(live)
     _store_output(shell, options, response)

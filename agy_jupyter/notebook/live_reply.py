@@ -78,6 +78,7 @@ class LiveReply:
         self.on_finish: Callable[[Any, BaseException | None], None] = lambda response, error: None
         self._pending: list[list[Any]] = []
         self._last_flush = 0.0
+        self._text_sent = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._widgets: list[Any] = []
         self._ctx = contextvars.copy_context()
@@ -133,7 +134,7 @@ class LiveReply:
 
     def _schedule_flush(self) -> None:
         wait = self._last_flush + self._interval() - time.monotonic()
-        if wait <= 0:
+        if wait <= 0 or not self._text_sent:  # until the first text is out, nothing waits (first token fast)
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_later(wait, self._flush, context=contextvars.copy_context())
@@ -153,6 +154,7 @@ class LiveReply:
             self.handle.update({"text/plain": self._plain_progress()}, raw=True)
         else:
             self.view.send({"type": "ops", "ops": merge_ops(ops), "reset": False})
+            self._text_sent = self._text_sent or any(op[0] == "text" for op in ops)
 
     def _replay(self) -> None:
         if self.finished.done():
