@@ -97,7 +97,6 @@ class LiveReply:
     def follow(self, stream: ChatStream) -> None:
         """Render `stream`'s events as they come; finish when it ends. Call from the cell."""
         self.on_stop = stream.cancel
-        self._ctx = contextvars.copy_context()
         stream.add_listener(self._on_event)
         stream.add_done_callback(self._finish)
         if not self.text_mode:
