@@ -114,15 +114,18 @@ def contents_for_model(messages: list[Message]) -> list[types.Content]:
     Merging keeps the request alternating user/model even when a cancelled turn left two user
     messages in a row (tool results followed by the next prompt).
     """
-    contents: list[types.Content] = []
-    for message in messages:
-        if message.excluded or not message.parts:
-            continue
-        if contents and contents[-1].role == message.role:
-            contents[-1] = types.Content(role=message.role, parts=[*contents[-1].parts, *message.parts])
+    return merge_same_role([m.to_content() for m in messages if not m.excluded and m.parts])
+
+
+def merge_same_role(contents: list[types.Content]) -> list[types.Content]:
+    """Join neighbouring contents of the same role into one."""
+    merged: list[types.Content] = []
+    for content in contents:
+        if merged and merged[-1].role == content.role:
+            merged[-1] = types.Content(role=content.role, parts=[*merged[-1].parts, *content.parts])
         else:
-            contents.append(message.to_content())
-    return contents
+            merged.append(content)
+    return merged
 
 
 def unanswered_calls(messages: list[Message]) -> list[types.FunctionCall]:

@@ -27,7 +27,8 @@ from .config import AgentConfig
 from .content import to_parts
 from .events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted,
                      ToolFinished, TurnFinished)
-from .history import ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, unanswered_calls
+from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, merge_same_role,
+                      unanswered_calls)
 from .policies import ApprovalRequest, Decision, PolicySet, ask
 from .tools import Tool, result_to_response
 
@@ -462,7 +463,7 @@ class GeminiSession:
         request = [*contents_for_model(older), types.Content(role="user", parts=[types.Part(text=SUMMARY_REQUEST)])]
         try:
             await self._wait_for_quota(turn)
-            reply = await self.backend.generate(self.config.model, contents_for_model_merge(request),
+            reply = await self.backend.generate(self.config.model, merge_same_role(request),
                                                 self.config.generate_config(with_tools=False))
         except Exception as exc:  # a failed summary leaves the history as it was; the turn succeeded
             log.warning("agy: compacting %r failed: %s", self.name, classify_exception(exc))
@@ -616,14 +617,3 @@ class GeminiSession:
 
 def _as_list(message: Any) -> list[Any]:
     return list(message) if isinstance(message, (list, tuple)) else [message]
-
-
-def contents_for_model_merge(contents: list[types.Content]) -> list[types.Content]:
-    """Merge same-role neighbours of ready-made contents (the summary request may follow a user turn)."""
-    merged: list[types.Content] = []
-    for content in contents:
-        if merged and merged[-1].role == content.role:
-            merged[-1] = types.Content(role=content.role, parts=[*merged[-1].parts, *content.parts])
-        else:
-            merged.append(content)
-    return merged
