@@ -161,7 +161,9 @@ class GeminiSession:
 
     def start_turn(self, prompt: Any, *, approval_handler: Any = None) -> ChatStream:
         if self._closed:
-            raise RuntimeClosed(f"agent {self.name!r} was shut down", cause="shutdown_agent")
+            error = RuntimeClosed(f"agent {self.name!r} was shut down", cause="shutdown_agent")
+            error.hint = "its history is still readable; create a new agent to go on talking"
+            raise error
         if self._turn_task is not None:
             raise AgentBusy(f"agent {self.name!r} is already answering")
         parts = to_parts(prompt)
