@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 from agy_jupyter.agent.directory import AgentDirectory
 from agy_jupyter.notebook.interpolate import interpolate
@@ -63,10 +64,14 @@ def test_list_info_history_clear_delete(shell, fake, capsys):
     agent_magic(shell, "info alpha")
     out = capsys.readouterr().out
     assert "alpha" in out and "gemini-2.5-flash" in out and "turns: 1" in out and "Be kind" in out
-    history = directory(shell).get("alpha").history()
-    from agy_jupyter.notebook.transcript import history_markdown
-    rendered = history_markdown(history)
-    assert "Hi there!" in rendered and "&lt;b>you&lt;/b>" in rendered  # user HTML is not rendered as HTML
+    fake.enqueue(Reply.text("Second answer"))
+    directory(shell).get("alpha").chat("again")
+    with capture_output() as captured:
+        agent_magic(shell, "history alpha")
+        agent_magic(shell, "history alpha --last 1")
+    full, last = (output.data["text/markdown"] for output in captured.outputs)
+    assert "Hi there!" in full and "&lt;b>you&lt;/b>" in full  # user HTML is not rendered as HTML
+    assert "Second answer" in last and "Hi there!" not in last
     agent_magic(shell, "clear alpha")
     assert directory(shell).get("alpha").history() == []
     agent_magic(shell, "delete alpha")
