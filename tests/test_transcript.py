@@ -60,3 +60,12 @@ def test_errors_render_as_one_clear_message():
     assert "**Error:** quota exhausted (PerDay)" in bundle["text/markdown"]
     assert "wait for the quota to reset" in bundle["text/markdown"]
     assert bundle["text/plain"].endswith("[error] quota exhausted (PerDay)")
+
+
+def test_static_tool_blocks_label_arguments_and_result():
+    transcript = Transcript(agent="a", model="m")
+    transcript.apply(ToolCallStarted("c1", "add", {"a": 1}))
+    transcript.apply(ToolFinished("c1", "add", "ok", {"result": 2}))
+    markdown, _ = transcript.to_markdown()
+    assert "Tool call **add** · ✅ ok" in markdown
+    assert markdown.index("Arguments:") < markdown.index('{"a": 1}') < markdown.index("Result:")

@@ -159,12 +159,13 @@ class Transcript:
 def tool_markdown(block: ToolBlock) -> str:
     icon = _STATUS_ICONS.get(block.status, "")
     args = json.dumps(block.args, ensure_ascii=False, default=str)
-    lines = [f"> 🔧 **{escape_inline(block.name)}** {icon} {block.status}", ">", "> ```json", f"> {args}", "> ```"]
+    lines = [f"> 🔧 Tool call **{escape_inline(block.name)}** · {icon} {block.status}", ">", "> Arguments:", ">",
+             "> ```json", f"> {args}", "> ```"]
     if block.result is not None:
         result = json.dumps(block.result, ensure_ascii=False, indent=1, default=str)
         if len(result) > 2000:
             result = result[:2000] + "\n…"
-        lines += [">", "> ```json", *(f"> {line}" for line in result.splitlines()), "> ```"]
+        lines += [">", "> Result:", ">", "> ```json", *(f"> {line}" for line in result.splitlines()), "> ```"]
     return "\n".join(lines) + "\n\n"
 
 

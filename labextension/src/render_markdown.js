@@ -41,6 +41,10 @@ const marked = new Marked({
       }
       return `<pre><code class="hljs">${escapeHtml(text)}</code></pre>\n`;
     },
+    html({ text }) {
+      // Raw HTML in a reply is shown as text, as in the saved static copy (and no broken <img> loads).
+      return escapeHtml(text);
+    },
     checkbox({ checked }) {
       return checked ? "\u2611 " : "\u2610 "; // task lists as text, since <input> is not allowed
     },

@@ -85,6 +85,8 @@ function render({ model, el }) {
     } else {
       status.textContent = statusText(payload);
     }
+    if (payload.status === "awaiting approval") transcript.markCall(payload.detail, "awaiting approval…");
+    if (payload.status === "calling tool") transcript.markCall(payload.detail, "running…");
     const finished = FINISHED.has(payload.status);
     stop.hidden = finished;
     stop.disabled = finished || stop.dataset.sent === "true";

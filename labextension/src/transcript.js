@@ -118,7 +118,7 @@ export class Transcript {
 
   addCall({ id, name, args }) {
     this.text = this.thought = null;
-    const status = h("span", { className: "agy-tool-status" }, "running…");
+    const status = h("span", { className: "agy-tool-status" }, "pending…");
     const el = h(
       "div",
       { className: "agy-tool", "data-status": "running" },
@@ -154,6 +154,12 @@ export class Transcript {
     const block = jsonBlock("Result", result ?? null, "agy-tool-result-json");
     block.classList.add("agy-tool-result");
     call.el.append(block);
+  }
+
+  /** The open call of tool `name` is waiting for approval, or running: say so on its card. */
+  markCall(name, text) {
+    const call = this.findCall(null, name);
+    if (call && !call.answered) call.status.textContent = text;
   }
 
   showError({ message, hint }) {

@@ -67,3 +67,12 @@ export const button = (el, name) =>
   [...el.querySelectorAll("button")].find((b) => accessibleName(b) === name) ?? null;
 
 export const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+
+
+/** Elements that would run something or carry an event handler / script URL (empty when safe). */
+export function activeContent(root) {
+  return [...root.querySelectorAll("*")].filter((node) =>
+    ["SCRIPT", "IFRAME", "OBJECT", "EMBED", "FORM", "STYLE", "SVG"].includes(node.tagName.toUpperCase()) ||
+    [...node.attributes].some((a) => /^on/i.test(a.name) || a.name === "style" ||
+      (/^(href|src|action)$/i.test(a.name) && /^\s*javascript:/i.test(a.value))));
+}

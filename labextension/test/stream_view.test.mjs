@@ -1,4 +1,4 @@
-import { accessibleName, button, fakeModel, loadBundle, nextFrame, renderView } from "./dom_env.mjs";
+import { accessibleName, activeContent, button, fakeModel, loadBundle, nextFrame, renderView } from "./dom_env.mjs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -56,8 +56,8 @@ test("text, tool call, tool result, text appear in that order", async () => {
   assert.equal(call.dataset.status, "ok");
   assert.deepEqual(JSON.parse(call.querySelector(".agy-tool-result pre").textContent), { sum: 5 });
   assert.ok(second.classList.contains("agy-text"));
-  assert.equal(second.textContent.trim(), "The sum is 5.");
-  assert.ok(!second.innerHTML.includes("onmouseover"));
+  assert.equal(second.textContent.trim(), "The sum is <b onmouseover=alert(1)>5</b>.");  // HTML shown as text
+  assert.deepEqual(activeContent(second), []);
 });
 
 test("tool args are text, not HTML; long results are collapsed; results without ids find their call", async () => {
@@ -188,7 +188,7 @@ test("assets that load after the view rendered: nothing is lost, the text turns 
     assert.equal(thoughts.querySelector(".agy-thought-text em").textContent, "x");
     assert.equal(text.querySelector("h1").textContent, "Title");
     assert.equal(text.querySelector("strong").textContent, "bold");
-    assert.ok(!text.innerHTML.includes("onmouseover"));
+    assert.deepEqual(activeContent(text), []);
     assert.equal(el.querySelector("pre.agy-plain"), null);
     assert.ok(call.classList.contains("agy-tool"));
     assert.equal(el.querySelector(".agy-stream").dataset.formatting, "markdown");
@@ -225,7 +225,8 @@ test("without the assets the view falls back to plain text and a note after the 
     await nextFrame();
     assert.ok(note(el).hidden);
     assert.equal(el.querySelector(".agy-text h1").textContent, "Not a heading");
-    assert.equal(el.querySelector(".agy-body img").getAttribute("onerror"), null);
+    assert.equal(el.querySelector(".agy-body img"), null);
+    assert.deepEqual(activeContent(el.querySelector(".agy-body")), []);
   }, 20);
 });
 
@@ -239,4 +240,17 @@ test("a view cleaned up before the assets arrive ignores them", async () => {
     assert.equal(el.querySelector(".agy-body em"), null);
     assert.ok(note(el).hidden, "the timer is gone too");
   }, 20);
+});
+
+test("a tool card says whether it awaits approval or runs", async () => {
+  const { model, el } = await setup();
+  const label = () => el.querySelector(".agy-tool-status").textContent;
+  model.receive(ops([["tool_call", { id: "c1", name: "add", args: { a: 1 } }]]));
+  assert.equal(label(), "pending…");
+  model.receive(ops([["status", { status: "awaiting approval", detail: "add" }]]));
+  assert.equal(label(), "awaiting approval…");
+  model.receive(ops([["status", { status: "calling tool", detail: "add" }]]));
+  assert.equal(label(), "running…");
+  model.receive(ops([["tool_result", { id: "c1", name: "add", status: "ok", result: 2 }]]));
+  assert.equal(label(), "ok");
 });
