@@ -18,6 +18,7 @@ from traitlets import Bool, Dict, Enum, Float, Unicode
 from ..agent.backend import resolve_credentials
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
+from ..agent.history import Usage
 from ..agent.policies import Decision
 from ..runtime.errors import AgyError, ConfigError
 from .live_reply import DisplaySettings
@@ -216,7 +217,7 @@ class AgyMagics(Magics):
     def _agent_usage(self, args: argparse.Namespace) -> UsageView:
         agent = self.directory.get(args.name)
         total = agent.usage()
-        session = sum((self.directory.get(name).usage() for name in self.directory.names()), type(total)())
+        session = sum((self.directory.get(name).usage() for name in self.directory.names()), Usage())
         context = agent.runtime.describe(agent.id).get("context_tokens", 0)
         data = usage_data(agent.config.model, [("This turn", agent.last_turn_usage()), ("This agent", total),
                                                ("Session", session)], context, self.prices, self.context_limits)
@@ -228,7 +229,8 @@ class AgyMagics(Magics):
 
     def _agent_cancel(self, args: argparse.Namespace) -> None:
         if args.all:
-            print(f"Cancelled {self.directory.cancel_all()} running repl(ies).")
+            busy = self.directory.cancel_all()
+            print(f"Cancelled {busy} running {'reply' if busy == 1 else 'replies'}.")
             return
         agent = self.directory.get(args.name)
         busy = not agent.is_idle()
