@@ -172,3 +172,16 @@ def test_chat_interpolates_only_names_in_the_namespace(shell, fake):
 
 def test_interpolate_leaves_every_other_brace_alone():
     assert interpolate("f'{x:>3}' {y} {{z}} {1}", {"y": 7, "z": "Z"}) == "f'{x:>3}' 7 {Z} {1}"
+
+
+def test_cancel_all_stops_every_running_reply(shell, fake, capsys):
+    agent_magic(shell, "create one")
+    agent_magic(shell, "create two")
+    fake.enqueue(Reply.text("a b", chunks=2).stall_after(1), Reply.text("c d", chunks=2).stall_after(1))
+    streams = [directory(shell).get(name).stream("stall") for name in ("one", "two")]
+    assert fake.wait_for_requests(2, timeout=5)
+    agent_magic(shell, "cancel --all")
+    assert "Cancelled 2 running replies." in capsys.readouterr().out
+    assert all(stream.result(timeout=5).cancelled for stream in streams)
+    agent_magic(shell, "cancel one")
+    assert "'one' was not answering" in capsys.readouterr().out
