@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
-from agy_jupyter.testing import Reply
+from agy_jupyter.testing import Chunk, Reply
 from agy_jupyter.testing.kernel import FrontEnd, Kernel
 
 SETUP = '''
@@ -75,3 +75,20 @@ def test_magics_work_after_the_user_applied_nest_asyncio(nested_kernel, fake):
     assert pending.reply["content"]["status"] == "ok", pending.errors()
     assert fake.requests[2].function_response("c1") == {"result": 2}
     assert execution.reply["content"]["status"] == "ok"
+
+
+def test_without_a_front_end_the_stream_degrades_to_coalesced_text(fake):
+    kernel = Kernel(env=fake.env())  # nobody answers "rendered": what nbclient and papermill look like
+    try:
+        kernel.run(SETUP + "\n%config AgyMagics.text_interval = 0.3\n%agent create quiet")
+        words = [f"word{i} " for i in range(12)]
+        fake.enqueue(Reply(chunks=[Chunk.text(w) for w in words], delay=0.15))
+        execution = kernel.run("%%chat\nspeak slowly")
+        updates = [m["content"]["data"] for m in execution.messages if m["msg_type"] == "update_display_data"]
+        progress, final = updates[:-1], updates[-1]
+        assert progress and all(set(u) == {"text/plain"} for u in progress)
+        assert any("word" in u["text/plain"] and "quiet: streaming" in u["text/plain"] for u in progress)
+        assert len(progress) < len(words)  # coalesced, not one update per chunk
+        assert final["text/plain"] == "".join(words) and TRANSCRIPT_MIME in final
+    finally:
+        kernel.shutdown()
