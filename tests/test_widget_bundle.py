@@ -110,3 +110,16 @@ def test_traits_and_defaults():
     finally:
         for widget in (stream, approval, usage):
             widget.close()
+
+
+def test_messages_before_the_handler_is_set_are_held_not_lost():
+    from agy_jupyter.notebook.widgets import ApprovalView
+
+    view = ApprovalView(tool="add")
+    got = []
+    view._handle_custom_msg({"type": "rendered"}, [])  # what ipywidgets calls for a front-end message
+    view._handle_custom_msg({"type": "decision", "approved": True}, [])
+    view.set_handler(lambda widget, content, buffers: got.append(content["type"]))
+    view._handle_custom_msg({"type": "later"}, [])
+    assert got == ["rendered", "decision", "later"]
+    view.close()

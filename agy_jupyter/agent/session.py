@@ -16,7 +16,7 @@ from typing import Any
 
 from google.genai import types
 
-from ..runtime.errors import AgentBusy, AgyError, QuotaExhausted, RuntimeClosed, Timeout, ToolError
+from ..runtime.errors import AgentBusy, AgyError, QuotaExhausted, RuntimeClosed, Timeout
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
@@ -25,12 +25,12 @@ from .classify import (check_finish, check_prompt_feedback, classify_exception, 
                        is_retryable_server_error, response_headers)
 from .config import AgentConfig
 from .content import to_parts
-from .events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted,
-                     ToolFinished, TurnFinished)
+from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
 from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, merge_same_role,
                       unanswered_calls)
-from .policies import ApprovalRequest, Decision, PolicySet, ask
-from .tools import Tool, result_to_response
+from .policies import PolicySet
+from .tool_calls import ToolCaller
+from .turn import PartMerger, Turn
 
 log = logging.getLogger(__name__)
 
@@ -39,80 +39,9 @@ MAX_SERVER_RETRIES = 3
 SERVER_BACKOFF_BASE = 0.5
 SERVER_BACKOFF_MAX = 8.0
 CANCELLED_RESULT = {"error": "the call was cancelled before it finished"}
+ACTIVE_STATES = frozenset({"thinking", "streaming", "calling tool", "awaiting approval", "waiting for quota"})
 SUMMARY_REQUEST = ("Summarise the conversation so far for your own later use: keep facts, decisions, "
                    "numbers, names, open questions and tool results that matter. Be concise.")
-
-
-class PartMerger:
-    """Merges streamed parts into one model turn, keeping signatures and calls exactly as received.
-
-    Text pieces of the open part are kept in a list and joined once when `parts` is read: copying the
-    text so far on every chunk would make a long reply quadratic.
-    """
-
-    def __init__(self) -> None:
-        self._closed: list[types.Part] = []
-        self._open: types.Part | None = None  # the first piece of the text part being merged
-        self._pieces: list[str] = []
-        self._signature: bytes | None = None
-
-    def add(self, part: types.Part) -> None:
-        if (self._open is not None and self._signature is None and _plain_text(part)
-                and bool(self._open.thought) == bool(part.thought)):
-            # a signature arriving on a later piece stays on the merged part that holds its text
-            self._pieces.append(part.text)
-            self._signature = part.thought_signature
-            return
-        self._close()
-        if _plain_text(part):
-            self._open, self._pieces, self._signature = part, [part.text], part.thought_signature
-        else:
-            self._closed.append(part)
-
-    def _close(self) -> None:
-        if self._open is not None:
-            self._closed.append(self._merged())
-            self._open = None
-
-    def _merged(self) -> types.Part:
-        if len(self._pieces) == 1 and self._signature == self._open.thought_signature:
-            return self._open
-        return self._open.model_copy(update={"text": "".join(self._pieces), "thought_signature": self._signature})
-
-    @property
-    def parts(self) -> list[types.Part]:
-        return [*self._closed, self._merged()] if self._open is not None else list(self._closed)
-
-
-_TEXT_FIELDS = frozenset({"text", "thought", "thought_signature"})
-
-
-def _plain_text(part: types.Part) -> bool:
-    """A text (or thought) part and nothing else: only those may be merged."""
-    return part.text is not None and all(
-        name in _TEXT_FIELDS or getattr(part, name) is None for name in part.model_fields_set)
-
-
-class _Turn:
-    """Mutable state of one running turn."""
-
-    def __init__(self, index: int, stream: ChatStream, approval_handler: Any):
-        self.index = index
-        self.stream = stream
-        self.approval_handler = approval_handler
-        self.text: list[str] = []
-        self.thoughts: list[str] = []
-        self.tool_calls: list[ToolCallRecord] = []
-        self.usage = Usage()
-        self.finish_reason: str | None = None
-        self.ratings: list[types.SafetyRating] | None = None
-        self.merger: PartMerger | None = None  # the model message being streamed, if any
-        self.status = ""
-        self.stop_reason = "STOP"
-
-    @property
-    def partial_text(self) -> str:
-        return "".join(self.text)
 
 
 class GeminiSession:
@@ -127,10 +56,11 @@ class GeminiSession:
         api_key = config.api_key.get_secret_value() if config.api_key else None
         self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
-        self.tools: dict[str, Tool] = {t.name: t for t in config.all_tools()}
         self.policies = PolicySet(config.policies, config.default_policy)
+        self.tool_caller = ToolCaller(self.name, {t.name: t for t in config.all_tools()}, self.policies,
+                                      config.hooks, config.tool_timeout, config.approval_handler)
         self.messages: list[Message] = []
-        self.state = "idle"
+        self._turn: Turn | None = None  # the running turn
         self._backend: GeminiBackend | None = None
         self._turns = 0
         self._total_usage = Usage()
@@ -146,6 +76,12 @@ class GeminiSession:
         self._wakeup = asyncio.Event()
         self._closed = False
         self._last_error: str | None = None
+
+    @property
+    def state(self) -> str:
+        """What the agent is doing: idle, or the running turn's status (thinking, streaming, …)."""
+        status = self._turn.status if self._turn is not None else ""
+        return status if status in ACTIVE_STATES else "idle"
 
     def __repr__(self) -> str:
         return f"<GeminiSession {self.name} ({self.config.model}) {self.state}, {self._turns} turns>"
@@ -169,13 +105,13 @@ class GeminiSession:
         parts = to_parts(prompt)
         self._turns += 1
         stream = ChatStream(self.loop, label=f"chat with {self.name}")
-        turn = _Turn(self._turns, stream, approval_handler)
+        turn = self._turn = Turn(self._turns, stream, approval_handler)
         self._turn_task = self.loop.create_task(self._run_turn(parts, turn), name=f"agy-turn-{self.name}")
         stream.attach_task(self._turn_task)
         self._idle.clear()
         return stream
 
-    async def _run_turn(self, parts: list[types.Part], turn: _Turn) -> None:
+    async def _run_turn(self, parts: list[types.Part], turn: Turn) -> None:
         stream = turn.stream
         self.messages.append(Message(role="user", parts=parts, kind="prompt", turn=turn.index))
         limit = self.services.config.chat_timeout
@@ -189,27 +125,27 @@ class GeminiSession:
                 raise Timeout("chat", limit) from None
         except asyncio.CancelledError:
             response = self._end_turn(turn, "cancelled")
-            self._set_status(turn, "cancelled")
+            turn.set_status("cancelled")
             stream.emit(TurnFinished(response))
             stream.finish(response)
         except Exception as exc:
             error = classify_exception(exc, partial_text=turn.partial_text)
             self._last_error = f"{type(error).__name__}: {error}"
             self._end_turn(turn, "error")
-            self._set_status(turn, "error", str(error))
+            turn.set_status("error", str(error))
             stream.fail(error)
         else:
             response = self._end_turn(turn, "complete")
-            self._set_status(turn, "done")
+            turn.set_status("done")
             stream.emit(TurnFinished(response))
             stream.finish(response)
         finally:
-            self._turn_task = None
+            self._turn_task = self._turn = None
             self._settle_idle()
         if stream.done() and stream.error() is None:
             await self.config.hooks.run("post_turn", stream.result(timeout=0))
 
-    async def _converse(self, turn: _Turn) -> None:
+    async def _converse(self, turn: Turn) -> None:
         calls_left = self.config.max_tool_calls
         allow_calls = True
         while True:
@@ -223,26 +159,19 @@ class GeminiSession:
             for call in calls:
                 if calls_left > 0 and allow_calls:
                     calls_left -= 1
-                    results.parts.append(await self._run_tool(call, turn))
+                    results.parts.append(await self.tool_caller.run(call, turn))
                 else:
-                    results.parts.append(self._refuse_call(turn, call))
+                    results.parts.append(self.tool_caller.refuse(turn, call, (
+                        f"tool-call limit of {self.config.max_tool_calls} per turn reached; answer with what you have")))
             if not allow_calls:  # the model called tools even when told not to: stop here
                 turn.stop_reason = "tool_limit"
                 return
             if calls_left == 0:
                 allow_calls = False  # one last call, tools off, so the model answers with what it has
 
-    def _refuse_call(self, turn: _Turn, call: types.FunctionCall) -> types.Part:
-        record = ToolCallRecord(id=call.id, name=call.name or "", args=dict(call.args or {}), status="error",
-                                decided_by="limit")
-        turn.tool_calls.append(record)
-        limit = self.config.max_tool_calls
-        return self._finish_tool(turn, record, "error", {
-            "error": f"tool-call limit of {limit} per turn reached; answer with what you have"})
-
     # -- one model call, with quota waits and bounded retries ------------------------------------
 
-    async def _call_model(self, turn: _Turn, allow_calls: bool) -> Message:
+    async def _call_model(self, turn: Turn, allow_calls: bool) -> Message:
         config = self.config.generate_config(allow_calls=allow_calls)
         contents = contents_for_model(self.messages)
         rate_limited = server_errors = 0
@@ -250,7 +179,7 @@ class GeminiSession:
             await self._wait_for_quota(turn)
             turn.merger = merger = PartMerger()
             usage_metadata = None
-            self._set_status(turn, "thinking")
+            turn.set_status("thinking")
             try:
                 chunks = await self.backend.stream(self.config.model, contents, config)
                 async for chunk in chunks:
@@ -293,13 +222,13 @@ class GeminiSession:
             self.messages.append(reply)
             return reply
 
-    async def _wait_for_quota(self, turn: _Turn) -> None:
+    async def _wait_for_quota(self, turn: Turn) -> None:
         remaining = self.quota.remaining()
         if remaining > 0:
-            self._set_status(turn, "waiting for quota", f"{remaining:.1f}s")
+            turn.set_status("waiting for quota", f"{remaining:.1f}s")
             await self.quota.wait_for_quota()
 
-    def _emit_part(self, turn: _Turn, part: types.Part) -> None:
+    def _emit_part(self, turn: Turn, part: types.Part) -> None:
         if not part.text:
             return
         if part.thought:
@@ -308,101 +237,12 @@ class GeminiSession:
         else:
             turn.text.append(part.text)
             if turn.status != "streaming":
-                self._set_status(turn, "streaming")
+                turn.set_status("streaming")
             turn.stream.emit(TextDelta(part.text))
-
-    def _set_status(self, turn: _Turn, status: str, detail: str = "") -> None:
-        turn.status = status
-        self.state = status if status in ("streaming", "thinking", "calling tool", "awaiting approval",
-                                          "waiting for quota") else "idle"
-        turn.stream.emit(StatusChanged(status, detail))
-
-    # -- tools -----------------------------------------------------------------------------------
-
-    async def _run_tool(self, call: types.FunctionCall, turn: _Turn) -> types.Part:
-        record = ToolCallRecord(id=call.id, name=call.name or "", args=dict(call.args or {}))
-        turn.tool_calls.append(record)
-        turn.stream.emit(ToolCallStarted(record.id, record.name, record.args))
-        tool = self.tools.get(record.name)
-        if tool is None:
-            known = ", ".join(sorted(self.tools)) or "none"
-            return self._finish_tool(turn, record, "error",
-                                     {"error": f"unknown tool {record.name!r}; available tools: {known}"})
-        decision, reason = await self._decide(tool, record, turn)
-        if decision is not Decision.ALLOW:
-            return self._finish_tool(turn, record, "denied", {"error": f"the call was denied: {reason}"})
-        try:
-            kwargs = tool.validate(record.args)
-        except ToolError as exc:
-            return self._finish_tool(turn, record, "error", {"error": f"invalid arguments: {exc.message}"})
-        self._set_status(turn, "calling tool", tool.name)
-        limit = tool.timeout or self.config.tool_timeout
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(limit):
-                if tool.is_async:
-                    value = await tool.func(**kwargs)
-                else:  # a worker thread, with this context copied, keeps the loop free
-                    value = await asyncio.to_thread(tool.func, **kwargs)
-        except TimeoutError:
-            return await self._tool_failed(turn, record, ToolError(tool.name, f"timed out after {limit:g} s"))
-        except Exception as exc:
-            return await self._tool_failed(turn, record, exc)
-        finally:
-            record.duration = time.perf_counter() - started
-        part = self._finish_tool(turn, record, "ok", result_to_response(value))
-        await self.config.hooks.run("post_tool", record)
-        return part
-
-    async def _tool_failed(self, turn: _Turn, record: ToolCallRecord, exc: BaseException) -> types.Part:
-        message = exc.message if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
-        part = self._finish_tool(turn, record, "error", {"error": message})
-        await self.config.hooks.run("on_tool_error", record, exc)
-        return part
-
-    def _finish_tool(self, turn: _Turn, record: ToolCallRecord, status: str, result: dict) -> types.Part:
-        record.status = status
-        record.result = result
-        turn.stream.emit(ToolFinished(record.id, record.name, status, result))
-        return types.Part(function_response=types.FunctionResponse(id=record.id, name=record.name,
-                                                                   response=result))
-
-    async def _decide(self, tool: Tool, record: ToolCallRecord, turn: _Turn) -> tuple[Decision, str]:
-        request = ApprovalRequest(agent=self.name, tool=tool.name, args=record.args, call_id=record.id,
-                                  turn=turn.index)
-        hooked = await self.config.hooks.decide_tool(request)
-        if hooked in (Decision.ALLOW, Decision.DENY):
-            record.decided_by = "hook"
-            return hooked, "a pre_tool hook refused it"
-        rule = self.policies.decide(tool.name)
-        decision = hooked or rule.decision
-        record.decided_by = "policy"
-        if decision is Decision.ALLOW:
-            return decision, ""
-        if decision is Decision.DENY:
-            return decision, rule.reason or f"the agent's policy denies {tool.name!r}"
-        handler = turn.approval_handler or self.config.approval_handler
-        if handler is None:
-            record.decided_by = "no handler"
-            return Decision.DENY, (f"{tool.name!r} needs the user's approval and nobody can answer here; "
-                                   f"allow it with policies=[allow({tool.name!r})] or `--policy allow`")
-        self._set_status(turn, "awaiting approval", tool.name)
-        turn.stream.emit(ApprovalRequested(record.id, tool.name, record.args))
-        record.decided_by = "user"
-        try:
-            answer = await ask(handler, request)
-        except Exception as exc:  # a broken handler denies; it must not end the turn
-            log.warning("agy approval handler failed: %r", exc)
-            return Decision.DENY, f"the approval could not be obtained ({type(exc).__name__}: {exc})"
-        if answer.always:
-            self.policies.always_allow(tool.name)
-        if answer.approved:
-            return Decision.ALLOW, ""
-        return Decision.DENY, answer.reason or "the user denied it"
 
     # -- ending a turn ---------------------------------------------------------------------------
 
-    def _end_turn(self, turn: _Turn, status: str) -> ChatResponse:
+    def _end_turn(self, turn: Turn, status: str) -> ChatResponse:
         """Repair the history for whatever stopped the turn, then account for it."""
         if turn.merger is not None and turn.merger.parts:
             self.messages.append(Message(role="model", parts=turn.merger.parts, kind="reply", turn=turn.index,
@@ -419,7 +259,7 @@ class GeminiSession:
                 if record is None:
                     record = ToolCallRecord(id=call.id, name=call.name or "", args=dict(call.args or {}))
                     turn.tool_calls.append(record)
-                results.parts.append(self._finish_tool(turn, record, "cancelled", CANCELLED_RESULT))
+                results.parts.append(self.tool_caller.answer(turn, record, "cancelled", CANCELLED_RESULT))
             results.status = status
         this_turn = [m for m in self.messages if m.turn == turn.index and m.kind != "summary"]
         if status != "complete":
@@ -450,7 +290,7 @@ class GeminiSession:
 
     # -- compaction ------------------------------------------------------------------------------
 
-    async def _maybe_compact(self, turn: _Turn) -> None:
+    async def _maybe_compact(self, turn: Turn) -> None:
         threshold = self.config.compaction_threshold
         last = next((m.usage for m in reversed(self.messages) if m.role == "model" and m.usage), None)
         if not threshold or last is None or last.total_tokens <= threshold:
@@ -461,7 +301,7 @@ class GeminiSession:
         older = [m for m in self.messages[:boundary] if not m.excluded]
         if not older:
             return
-        self._set_status(turn, "thinking", "compacting the history")
+        turn.set_status("thinking", "compacting the history")
         request = [*contents_for_model(older), types.Content(role="user", parts=[types.Part(text=SUMMARY_REQUEST)])]
         try:
             await self._wait_for_quota(turn)
@@ -512,7 +352,6 @@ class GeminiSession:
 
     def _settle_idle(self) -> None:
         if self._turn_task is None and not self._inbox:
-            self.state = "idle"
             self._idle.set()
 
     async def wait_for_idle(self) -> None:

@@ -62,7 +62,7 @@ class CellApprover:
                                   always=bool(content.get("always")))
                 loop.call_soon_threadsafe(lambda: decided.done() or decided.set_result(answer))
 
-        view.on_msg(on_message)
+        view.set_handler(on_message)
         self.live.add_view(view)
         try:
             if not await self._front_end_present(rendered):

@@ -87,7 +87,7 @@ class LiveReply:
             self.view = StreamView(agent=agent, model_name=model, show_thoughts=settings.show_thoughts)
             self.box = ipywidgets.VBox([self.view])
             self._widgets += [self.view, self.box]
-            self.view.on_msg(self._on_front_message)
+            self.view.set_handler(self._on_front_message)
             self.handle = display(self.box, display_id=True)
         else:
             self.handle = display({"text/plain": self._plain_progress()}, raw=True, display_id=True)

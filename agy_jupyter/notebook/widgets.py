@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pathlib
 import threading
+from typing import Callable
 
 import anywidget
 import traitlets as t
@@ -72,7 +73,35 @@ def ensure_assets() -> AssetsWidget:
         return _assets
 
 
-class StreamView(anywidget.AnyWidget):
+class _HeldMessages:
+    """Keeps front-end messages that arrive before `set_handler`, then hands them over in order.
+
+    The comm opens inside the constructor, so a fast front end (or a test) can answer before the
+    creating thread has registered a handler; `on_msg` would drop those messages.
+    """
+
+    def _handle_custom_msg(self, content: object, buffers: object) -> None:  # the kernel's main thread
+        super()._handle_custom_msg(content, buffers)  # on_msg listeners, as usual
+        with _held_lock:
+            handler = getattr(self, "_agy_handler", None)
+            if handler is None:
+                self.__dict__.setdefault("_agy_held", []).append((content, buffers))
+                return
+        handler(self, content, buffers)
+
+    def set_handler(self, handler: "Callable[[object, object, object], None]") -> None:
+        """Call handler(widget, content, buffers) for every message, including those already held."""
+        with _held_lock:
+            held = self.__dict__.pop("_agy_held", [])
+            self._agy_handler = handler
+        for content, buffers in held:
+            handler(self, content, buffers)
+
+
+_held_lock = threading.Lock()
+
+
+class StreamView(_HeldMessages, anywidget.AnyWidget):
     """A streamed reply: text, thoughts, tool calls and status, fed by custom "ops" messages.
 
     Call `ensure_assets()` before creating a StreamView: the view renders Markdown with the renderer
@@ -86,7 +115,7 @@ class StreamView(anywidget.AnyWidget):
     show_thoughts = t.Bool(True).tag(sync=True)
 
 
-class ApprovalView(anywidget.AnyWidget):
+class ApprovalView(_HeldMessages, anywidget.AnyWidget):
     """Approve or Deny one tool call; the click comes back as a "decision" message."""
 
     _esm = _Bundle("approval_view.js")

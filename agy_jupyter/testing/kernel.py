@@ -54,6 +54,8 @@ class Kernel:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
+        self._replies = threading.Thread(target=self._pump_replies, daemon=True)
+        self._replies.start()
 
     def _pump(self) -> None:
         socket = self.kc.iopub_channel.socket
@@ -78,26 +80,29 @@ class Kernel:
         self._listeners.append(listener)
 
     def execute(self, code: str, timeout: float = 60.0, wait: bool = True) -> Execution:
-        msg_id = self.kc.execute(code, allow_stdin=False)
-        execution = self._executions[msg_id] = Execution(msg_id)
-        threading.Thread(target=self._await_reply, args=(execution, timeout), daemon=True).start()
+        # Registered before it is sent: a fast kernel's first iopub messages and reply must find it.
+        msg = self.kc.session.msg("execute_request", {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": True})
+        execution = Execution(msg["header"]["msg_id"])
+        self._executions[execution.msg_id] = execution
+        self.kc.shell_channel.send(msg)
         if wait:
             self.wait(execution, timeout)
         return execution
 
-    def _await_reply(self, execution: Execution, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def _pump_replies(self) -> None:
+        while not self._stop.is_set():
             try:
-                reply = self.kc.get_shell_msg(timeout=0.1)
+                reply = self.kc.get_shell_msg(timeout=0.05)
             except queue.Empty:
                 continue
-            target = self._executions.get(reply["parent_header"].get("msg_id"))
-            if target is not None:
-                target.reply = reply
-                target.done.set()
-                if target is execution:
-                    return
+            except Exception:  # channels closed during shutdown
+                return
+            execution = self._executions.get(reply["parent_header"].get("msg_id"))
+            if execution is not None:
+                execution.reply = reply
+                execution.done.set()
 
     def wait(self, execution: Execution, timeout: float = 60.0) -> Execution:
         if not execution.done.wait(timeout):
@@ -152,6 +157,7 @@ class Kernel:
     def shutdown(self) -> None:
         self._stop.set()
         self._thread.join(2)
+        self._replies.join(2)
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
 

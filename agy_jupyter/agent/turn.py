@@ -1,0 +1,86 @@
+"""One running turn's state, and the merging of streamed parts into one model message."""
+from __future__ import annotations
+
+from typing import Any
+
+from google.genai import types
+
+from ..runtime.stream import ChatStream
+from .events import StatusChanged
+from .history import ToolCallRecord, Usage
+
+
+class PartMerger:
+    """Merges streamed parts into one model turn, keeping signatures and calls exactly as received.
+
+    Text pieces of the open part are kept in a list and joined once when `parts` is read: copying the
+    text so far on every chunk would make a long reply quadratic.
+    """
+
+    def __init__(self) -> None:
+        self._closed: list[types.Part] = []
+        self._open: types.Part | None = None  # the first piece of the text part being merged
+        self._pieces: list[str] = []
+        self._signature: bytes | None = None
+
+    def add(self, part: types.Part) -> None:
+        if (self._open is not None and self._signature is None and _plain_text(part)
+                and bool(self._open.thought) == bool(part.thought)):
+            # a signature arriving on a later piece stays on the merged part that holds its text
+            self._pieces.append(part.text)
+            self._signature = part.thought_signature
+            return
+        self._close()
+        if _plain_text(part):
+            self._open, self._pieces, self._signature = part, [part.text], part.thought_signature
+        else:
+            self._closed.append(part)
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._closed.append(self._merged())
+            self._open = None
+
+    def _merged(self) -> types.Part:
+        if len(self._pieces) == 1 and self._signature == self._open.thought_signature:
+            return self._open
+        return self._open.model_copy(update={"text": "".join(self._pieces), "thought_signature": self._signature})
+
+    @property
+    def parts(self) -> list[types.Part]:
+        return [*self._closed, self._merged()] if self._open is not None else list(self._closed)
+
+
+_TEXT_FIELDS = frozenset({"text", "thought", "thought_signature"})
+
+
+def _plain_text(part: types.Part) -> bool:
+    """A text (or thought) part and nothing else: only those may be merged."""
+    return part.text is not None and all(
+        name in _TEXT_FIELDS or getattr(part, name) is None for name in part.model_fields_set)
+
+
+class Turn:
+    """Mutable state of one running turn."""
+
+    def __init__(self, index: int, stream: ChatStream, approval_handler: Any):
+        self.index = index
+        self.stream = stream
+        self.approval_handler = approval_handler
+        self.text: list[str] = []
+        self.thoughts: list[str] = []
+        self.tool_calls: list[ToolCallRecord] = []
+        self.usage = Usage()
+        self.finish_reason: str | None = None
+        self.ratings: list[types.SafetyRating] | None = None
+        self.merger: PartMerger | None = None  # the model message being streamed, if any
+        self.status = ""
+        self.stop_reason = "STOP"
+
+    @property
+    def partial_text(self) -> str:
+        return "".join(self.text)
+
+    def set_status(self, status: str, detail: str = "") -> None:
+        self.status = status
+        self.stream.emit(StatusChanged(status, detail))
