@@ -463,7 +463,7 @@ def notes_for(data: dict[str, Any]) -> list[str]:
                  f"{median(s['seconds'] for s in block[kind]):.2f} s" for kind in ("chat", *PEERS)]
         notes.append(f"{block['text_bytes']:,} B in {block['chunks']} chunks: " + "; ".join(parts))
         types = block["chat"][-1]["types"]
-        notes.append(f"  %%chat by message type (last round): " + ", ".join(
+        notes.append("  %%chat by message type (last round): " + ", ".join(
             f"{name} {count}× {size:,} B" for name, (count, size) in sorted(types.items(), key=lambda kv: -kv[1][1])))
     notes.append(f"one-time %load_ext: {data['load']['bytes']:,} bytes in {data['load']['messages']} messages")
     for name, values in data["click"].items():

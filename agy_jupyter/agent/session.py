@@ -11,7 +11,6 @@ import asyncio
 import collections
 import json
 import logging
-import time
 from typing import Any
 
 from google.genai import types

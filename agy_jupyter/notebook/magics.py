@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 from traitlets import Bool, Dict, Enum, Float, Unicode
 
 from ..agent.backend import resolve_credentials

@@ -289,8 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.fake._next_reply(rec)
             plan = reply.render(rec)
         except Exception as exc:  # a broken reply callable should fail the test visibly, not hang it
+            message = f"FakeGemini reply failed: {exc!r}"
             self._respond(rec, lambda: self._send_json(500, {"error": {
-                "code": 500, "message": f"FakeGemini reply failed: {exc!r}", "status": "INTERNAL"}}))
+                "code": 500, "message": message, "status": "INTERNAL"}}))
             return
         if plan.is_error:
             self._respond(rec, lambda: self._serve_error(plan))
