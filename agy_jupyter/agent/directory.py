@@ -22,7 +22,7 @@ SAVE_FORMAT = "agy-agent/1"
 
 @dataclass(frozen=True)
 class AgentInfo:
-    """One row of `%agent list`."""
+    """One row of `%agent list`, and what `%agent info` / `usage` add to it."""
 
     name: str
     model: str
@@ -30,6 +30,8 @@ class AgentInfo:
     tokens: int
     state: str
     default: bool
+    context_tokens: int = 0
+    last_error: str | None = None
 
 
 class AgentDirectory:
@@ -94,11 +96,12 @@ class AgentDirectory:
             if self.default_name == name:
                 self.default_name = next(iter(self._agents), None)
 
-    def info(self, name: str) -> AgentInfo:
+    def info(self, name: str | None = None) -> AgentInfo:
+        """The named (or default) agent's state, from one runtime command."""
         agent = self.get(name)
-        session = self.runtime.describe(agent.id)
-        return AgentInfo(name, agent.config.model, session["turns"], session["tokens"], session["state"],
-                         name == self.default_name)
+        state = self.runtime.describe(agent.id)
+        return AgentInfo(agent.name, agent.config.model, state["turns"], state["tokens"], state["state"],
+                         agent.name == self.default_name, state["context_tokens"], state["last_error"])
 
     def list(self) -> list[AgentInfo]:
         return [self.info(name) for name in self._agents]

@@ -11,7 +11,7 @@ def load_ipython_extension(shell: Any) -> None:
 
     shell.register_magics(AgyMagics(shell=shell))
     transformer.register(shell)
-    if getattr(shell, "kernel", None) is not None:
+    if transformer.in_kernel(shell):
         from .widgets import ensure_assets
         ensure_assets()  # the shared front-end library travels with %load_ext, once, not with a reply
 

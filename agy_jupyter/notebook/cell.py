@@ -26,6 +26,7 @@ from ..runtime.stream import ChatStream
 from .approvals import CellApprover, NonInteractiveApprover
 from .interpolate import interpolate
 from .live_reply import DisplaySettings, LiveReply
+from .transformer import in_kernel
 
 FINISH_WAIT = 5.0  # the static copy follows the reply within milliseconds; this only bounds a wedged loop
 
@@ -57,10 +58,6 @@ def parse_chat_line(line: str) -> ChatOptions:
     if args.o is not None and not args.o.isidentifier():
         raise UsageError(f"-o needs a variable name, got {args.o!r}\n{chat_parser().format_usage().strip()}")
     return ChatOptions(args.name, args.o, args.interpolate, args.background, not args.no_thoughts)
-
-
-def in_kernel(shell: Any) -> bool:
-    return getattr(shell, "kernel", None) is not None
 
 
 def _magics(shell: Any) -> Any:

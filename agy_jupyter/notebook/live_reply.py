@@ -150,7 +150,7 @@ class LiveReply:
         if not ops:
             return
         if self.text_mode:
-            self.handle.update({"text/plain": self._plain_progress()}, raw=True)
+            self._show_text()
         else:
             self.view.send({"type": "ops", "ops": merge_ops(ops), "reset": False})
             self._text_sent = self._text_sent or any(op[0] == "text" for op in ops)
@@ -172,6 +172,9 @@ class LiveReply:
         self.text_mode = True  # nobody rendered the widget: plain text in the same output instead
         self._pending.clear()
         self._last_flush = time.monotonic()
+        self._show_text()
+
+    def _show_text(self) -> None:
         self.handle.update({"text/plain": self._plain_progress()}, raw=True)
 
     def _plain_progress(self) -> str:

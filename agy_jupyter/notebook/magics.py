@@ -200,14 +200,13 @@ class AgyMagics(Magics):
 
     def _agent_info(self, args: argparse.Namespace) -> None:
         agent = self.directory.get(args.name)
-        info = self.directory.info(agent.name)
+        info = self.directory.info(agent.name)  # one describe command: state, counts, last error
         config = json.loads(agent.config.to_json())
         lines = [f"agent {agent.name} (id {agent.id}){' — default' if info.default else ''}",
                  f"state: {info.state}; turns: {info.turns}; tokens: {info.tokens:,}"]
         lines += [f"{key}: {value}" for key, value in config.items() if value not in (None, [], {})]
-        last_error = agent.runtime.describe(agent.id).get("last_error")
-        if last_error:
-            lines.append(f"last error: {last_error}")
+        if info.last_error:
+            lines.append(f"last error: {info.last_error}")
         print("\n".join(lines))
 
     def _agent_history(self, args: argparse.Namespace) -> None:
@@ -218,7 +217,7 @@ class AgyMagics(Magics):
         agent = self.directory.get(args.name)
         total = agent.usage()
         session = sum((self.directory.get(name).usage() for name in self.directory.names()), Usage())
-        context = agent.runtime.describe(agent.id).get("context_tokens", 0)
+        context = self.directory.info(agent.name).context_tokens
         data = usage_data(agent.config.model, [("This turn", agent.last_turn_usage()), ("This agent", total),
                                                ("Session", session)], context, self.prices, self.context_limits)
         return UsageView(data=data)

@@ -175,25 +175,22 @@ def safe_markdown(text: str) -> str:
     JupyterLab renders the Markdown of a trusted output without sanitizing it, so the HTML in a
     model's reply must never reach it as HTML.
     """
-    out: list[str] = []
-    position = 0
-    for match in _FENCE.finditer(text):
-        out.append(_escape_prose(text[position:match.start()]))
-        out.append(match.group(0))
-        position = match.end()
-    out.append(_escape_prose(text[position:]))
-    return "".join(out)
+    return _map_outside(_FENCE, text, _escape_prose)
 
 
 def _escape_prose(text: str) -> str:
+    return _UNSAFE_LINK.sub("](#blocked:", _map_outside(_CODE_SPAN, text, _escape_html))
+
+
+def _map_outside(pattern: re.Pattern, text: str, transform: Any) -> str:
+    """Apply `transform` to every stretch of `text` that `pattern` does not match; matches stay as written."""
     out: list[str] = []
     position = 0
-    for match in _CODE_SPAN.finditer(text):
-        out.append(_escape_html(text[position:match.start()]))
-        out.append(match.group(0))
+    for match in pattern.finditer(text):
+        out += [transform(text[position:match.start()]), match.group(0)]
         position = match.end()
-    out.append(_escape_html(text[position:]))
-    return _UNSAFE_LINK.sub("](#blocked:", "".join(out))
+    out.append(transform(text[position:]))
+    return "".join(out)
 
 
 def _escape_html(text: str) -> str:

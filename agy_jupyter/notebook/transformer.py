@@ -16,9 +16,14 @@ CELL_MAGIC_CALL = "get_ipython().run_cell_magic('chat', "
 ASYNC_CALL = "await __import__('agy_jupyter.notebook.cell', fromlist=['_']).chat_cell_async("
 
 
+def in_kernel(shell: Any) -> bool:
+    """Running in a Jupyter kernel (not terminal IPython, not plain Python)."""
+    return getattr(shell, "kernel", None) is not None
+
+
 def async_cells_available(shell: Any) -> bool:
     """A kernel, autoawait on, on the asyncio runner: the only place an awaited cell can take clicks."""
-    if shell is None or getattr(shell, "kernel", None) is None or not getattr(shell, "autoawait", False):
+    if not in_kernel(shell) or not getattr(shell, "autoawait", False):
         return False
     try:
         from IPython.core.interactiveshell import _asyncio_runner
