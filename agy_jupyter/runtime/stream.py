@@ -15,9 +15,9 @@ import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from .errors import RuntimeClosed, Timeout
+from .interrupt import POLL_INTERVAL, wait_interruptibly
 
 log = logging.getLogger(__name__)
-_POLL = 0.05  # async waits wake this often so a kernel interrupt (SIGINT) is noticed (ipykernel #881)
 
 
 class ChatStream:
@@ -140,7 +140,7 @@ class ChatStream:
             while True:
                 with self._cond:
                     while index >= len(self._events) and not self._result.done():
-                        self._cond.wait(_POLL)
+                        self._cond.wait(POLL_INTERVAL)  # a blocked thread still sees Ctrl-C
                     batch = self._events[index:]
                     index += len(batch)
                     # finish() runs after the last emit(), so a done result means no more events
@@ -156,26 +156,22 @@ class ChatStream:
         """Await each event from any event loop. Cancelling the awaiting task cancels the turn."""
         loop = asyncio.get_running_loop()
         index = 0
-        try:
-            while True:
-                with self._cond:
-                    batch = self._events[index:]
-                    index += len(batch)
-                    finished = self._result.done() and index >= len(self._events)
-                    waiter = None
-                    if not batch and not finished:
-                        waiter = loop.create_future()
-                        self._async_waiters.append((loop, waiter))
-                if waiter is not None:
-                    await _wait_polling(waiter)
-                    continue
-                for event in batch:
-                    yield event
-                if finished:
-                    return
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            self.cancel()
-            raise
+        while True:
+            with self._cond:
+                batch = self._events[index:]
+                index += len(batch)
+                finished = self._result.done() and index >= len(self._events)
+                waiter = None
+                if not batch and not finished:
+                    waiter = loop.create_future()
+                    self._async_waiters.append((loop, waiter))
+            if waiter is not None:
+                await wait_interruptibly(waiter, self.cancel)
+                continue
+            for event in batch:
+                yield event
+            if finished:
+                return
 
     def result(self, timeout: float | None = None) -> Any:
         """Block until the turn ends; return its result or raise its error."""
@@ -189,14 +185,9 @@ class ChatStream:
 
     async def aresult(self) -> Any:
         """Await the turn's result from any event loop; cancelling the await cancels the turn."""
-        try:
-            wrapped = asyncio.wrap_future(self._result)
-            while not wrapped.done():
-                await asyncio.wait({wrapped}, timeout=_POLL)
-            return wrapped.result()
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            self.cancel()
-            raise
+        wrapped = asyncio.wrap_future(self._result)
+        await wait_interruptibly(wrapped, self.cancel)
+        return wrapped.result()
 
     def __await__(self):
         return self.aresult().__await__()
@@ -226,9 +217,3 @@ def _wake(loop: asyncio.AbstractEventLoop, fut: asyncio.Future) -> None:
         loop.call_soon_threadsafe(set_done)
     except RuntimeError:  # the consumer's loop is closed: nobody is waiting any more
         pass
-
-
-async def _wait_polling(fut: asyncio.Future) -> None:
-    # asyncio.wait with a timeout, not a bare await: a sleeping loop would not notice SIGINT.
-    while not fut.done():
-        await asyncio.wait({fut}, timeout=_POLL)
