@@ -3,8 +3,9 @@
 Every command goes through one path, `_submit`: it checks the thread is alive, takes a slot of the
 bounded channel (waiting up to the operation timeout when all are taken), copies the caller's
 contextvars (so output lands in the cell that asked), runs the command on the runtime loop under the
-operation timeout, and replies once with a result or a typed error. Each command has a sync form
-(`runtime.history(agent)`) and an async form (`await runtime.aio.history(agent)`).
+operation timeout, and replies once with a result or a typed error. The commands themselves are
+defined once, in commands.py: `Runtime` is their sync face (`runtime.history(agent)`), `AsyncRuntime`
+their async face (`await runtime.aio.history(agent)`); both call `_command` here.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Coroutine, Union
+from typing import Any, Callable, Coroutine
 
+from .commands import AgentRef, AsyncRuntimeFace, RuntimeCommands, SESSION_COMMANDS, SyncRuntimeFace
 from .config import RuntimeConfig
 from .errors import AgyError, ConfigError, RuntimeClosed, Timeout, UnknownAgent
+from .interrupt import wait_interruptibly
 from .quota import GLOBAL_QUOTA, QuotaRegistry
 from .session import AgentSession, AgentSpec, ResourceCache, RuntimeServices
 from .stream import ChatStream
@@ -33,17 +36,6 @@ THREAD_NAME = "agy-runtime"
 _JOIN_GRACE = 1.0  # callers wait this much past the operation timeout before giving up on a hung loop
 _ASYNC_SLOT_POLL = 0.005
 
-AgentRef = Union[int, str]
-
-# Commands that act on one agent and map to the AgentSession method of the same name.
-AGENT_COMMANDS = frozenset({
-    "cancel", "signal_idle", "wait_for_wakeup", "history", "turn_count",
-    "total_usage", "last_turn_usage", "clear_history", "compaction_indices", "last_response",
-    "disconnect", "describe", "import_history", "last_turn",
-})
-# wait_for_idle and is_idle also count messages sent to the agent but not delivered yet (_do_send).
-COMMANDS = AGENT_COMMANDS | {"create_agent", "chat", "send", "shutdown_agent", "delete", "agent_ids",
-                             "wait_for_idle", "is_idle"}
 
 
 class _LoopThread:
@@ -115,8 +107,12 @@ class _LoopThread:
         return threading.current_thread() is self.thread
 
 
-class Runtime:
-    """The kernel-resident runtime. Create one with `Runtime(config)`, or use `get_runtime()`."""
+class Runtime(SyncRuntimeFace, RuntimeCommands):
+    """The kernel-resident runtime. Create one with `Runtime(config)`, or use `get_runtime()`.
+
+    Every command (commands.py) is a method here that blocks for its reply, and a coroutine on
+    `runtime.aio` that awaits it from any event loop.
+    """
 
     def __init__(self, config: RuntimeConfig | None = None, *, quota: QuotaRegistry | None = None,
                  name: str = THREAD_NAME):
@@ -128,7 +124,6 @@ class Runtime:
         self._specs: dict[int, AgentSpec] = {}
         self._names: dict[str, int] = {}
         self._shutdown_called = False
-        self._next_delivery = 0.0  # loop time before which no inter-agent delivery may start
         self._start_thread()
         self.aio = AsyncRuntime(self)
         # Weak, so registering does not keep the runtime alive; a collected runtime warns in __del__.
@@ -141,8 +136,6 @@ class Runtime:
         self._semaphore = threading.BoundedSemaphore(self.config.channel_capacity)
         self._resources = ResourceCache()
         self._services = RuntimeServices(self.config, self._thread.loop, self.quota, self._resources)
-        # agent id -> futures of messages sent to it and not delivered yet (they belong to this loop)
-        self._deliveries: dict[int, set[asyncio.Future]] = {}
 
     def __repr__(self) -> str:
         state = "running" if self._thread.alive() else ("shut down" if self._shutdown_called else "dead")
@@ -233,7 +226,7 @@ class Runtime:
         except AgyError as exc:
             raise exc.with_operation(operation)
 
-    def _call(self, operation: str, *args: Any) -> Any:
+    def _command(self, operation: str, args: tuple) -> Any:
         """Sync form: block the calling thread for the reply."""
         self._check_alive(operation)
         if self._thread.on_thread():
@@ -255,7 +248,7 @@ class Runtime:
             fut.cancel()
             raise
 
-    async def _acall(self, operation: str, *args: Any) -> Any:
+    async def _acommand(self, operation: str, args: tuple) -> Any:
         """Async form: await the reply from any event loop (including the runtime's own)."""
         self._check_alive(operation)
         deadline = self.config.operation_timeout
@@ -270,24 +263,19 @@ class Runtime:
         wrapped = asyncio.wrap_future(fut)
         try:
             async with asyncio.timeout(deadline + _JOIN_GRACE):
-                # poll: a sleeping kernel loop does not notice SIGINT otherwise (ipykernel #881)
-                while not wrapped.done():
-                    await asyncio.wait({wrapped}, timeout=0.05)
-            if not wrapped.cancelled():
-                wrapped.exception()  # the outcome is read from `fut`: mark this copy's error as retrieved
-            return self._outcome(operation, fut)
+                await wait_interruptibly(wrapped, fut.cancel)
         except TimeoutError:
             fut.cancel()
             raise Timeout(operation, deadline, f"{operation}: no reply from the runtime thread "
                                                f"within {deadline:g} s (is the loop blocked?)") from None
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            fut.cancel()
-            raise
+        if not wrapped.cancelled():
+            wrapped.exception()  # the outcome is read from `fut`: mark this copy's error as retrieved
+        return self._outcome(operation, fut)
 
     # -- command implementations (run on the runtime loop) ---------------------------------------
 
     async def _dispatch(self, operation: str, args: tuple) -> Any:
-        if operation in AGENT_COMMANDS:
+        if operation in SESSION_COMMANDS:
             agent, *rest = args
             result = getattr(self._session(agent), operation)(*rest)
             return await result if inspect.isawaitable(result) else result
@@ -330,37 +318,8 @@ class Runtime:
         return stream
 
     async def _do_send(self, agent: AgentRef, message: Any, sender: str | None) -> None:
-        agent_id = self._resolve_id(agent)
-        session = self._sessions[agent_id]
-        loop = self._thread.loop
-        start = max(loop.time(), self._next_delivery)
-        self._next_delivery = start + self.config.inter_agent_delay
-        # Until it is delivered the message is in no inbox: wait_for_idle / is_idle count it here.
-        pending = self._deliveries.setdefault(agent_id, set())
-        delivered = loop.create_future()
-        pending.add(delivered)
-
-        def settle(_: Any) -> None:
-            pending.discard(delivered)
-            if not delivered.done():
-                delivered.set_result(None)
-
-        def deliver() -> None:
-            task = loop.create_task(session.deliver(message, sender))
-            task.add_done_callback(_log_failure(f"delivering a message to {session.name!r}"))
-            task.add_done_callback(settle)
-
-        loop.call_at(start, deliver)
-
-    async def _do_wait_for_idle(self, agent: AgentRef) -> None:
-        agent_id = self._resolve_id(agent)
-        while pending := self._deliveries.get(agent_id):
-            await asyncio.wait(set(pending))
-        await self._session(agent_id).wait_for_idle()
-
-    async def _do_is_idle(self, agent: AgentRef) -> bool:
-        agent_id = self._resolve_id(agent)
-        return not self._deliveries.get(agent_id) and bool(self._sessions[agent_id].is_idle())
+        # The agent's own bounded inbox queues it (InboxFull when full) and spaces its turns.
+        await self._session(agent).deliver(message, sender)
 
     async def _do_shutdown_agent(self, agent: AgentRef) -> None:
         await self._session(agent).shutdown()
@@ -369,31 +328,10 @@ class Runtime:
         agent_id = self._resolve_id(agent)
         session = self._sessions.pop(agent_id)
         self._specs.pop(agent_id, None)
-        self._deliveries.pop(agent_id, None)
         self._names = {n: i for n, i in self._names.items() if i != agent_id}
         await session.shutdown()
 
-    # -- public commands: sync forms (the async forms are on `runtime.aio`) ----------------------
-
-    def create_agent(self, spec: AgentSpec) -> int:
-        """Create an agent from its config; return its id."""
-        return self._call("create_agent", spec)
-
-    def agent_ids(self) -> dict[str, int]:
-        """Names and ids of every agent."""
-        return self._call("agent_ids")
-
-    def chat(self, agent: AgentRef, prompt: Any, **options: Any) -> ChatStream:
-        """Start a turn; return its stream handle at once."""
-        return self._call("chat", agent, prompt, options)
-
-    def send(self, agent: AgentRef, message: Any, sender: str | None = None) -> None:
-        """Fire-and-forget a message into the agent's inbox (spaced by inter_agent_delay)."""
-        return self._call("send", agent, message, sender)
-
-    def shutdown_agent(self, agent: AgentRef) -> None:
-        """Cancel the agent's turn and stop it; its history stays readable."""
-        return self._call("shutdown_agent", agent)
+    # -- commands: the sync forms come from commands.py; this one is not a command ------------------
 
     def try_shutdown_agent(self, agent: AgentRef) -> bool:
         """Best effort, never blocks or raises: request shutdown of an agent; False if not possible."""
@@ -407,67 +345,6 @@ class Runtime:
             return False
         fut.add_done_callback(_log_failure("try_shutdown_agent"))
         return True
-
-    def delete(self, agent: AgentRef) -> None:
-        """Stop the agent and forget it (history included)."""
-        return self._call("delete", agent)
-
-    def cancel(self, agent: AgentRef) -> None:
-        """Cancel the agent's running turn, if any; the history stays valid."""
-        return self._call("cancel", agent)
-
-    def wait_for_idle(self, agent: AgentRef) -> None:
-        """Wait until the agent has no running turn and an empty inbox."""
-        return self._call("wait_for_idle", agent)
-
-    def signal_idle(self, agent: AgentRef) -> None:
-        """Mark the agent idle and wake everyone waiting for that."""
-        return self._call("signal_idle", agent)
-
-    def wait_for_wakeup(self, agent: AgentRef, timeout: float) -> bool:
-        """Wait up to `timeout` s for a message to the agent; True if one arrived."""
-        return self._call("wait_for_wakeup", agent, timeout)
-
-    def history(self, agent: AgentRef) -> list:
-        """The agent's messages, oldest first."""
-        return self._call("history", agent)
-
-    def turn_count(self, agent: AgentRef) -> int:
-        return self._call("turn_count", agent)
-
-    def total_usage(self, agent: AgentRef) -> Any:
-        return self._call("total_usage", agent)
-
-    def last_turn_usage(self, agent: AgentRef) -> Any:
-        return self._call("last_turn_usage", agent)
-
-    def clear_history(self, agent: AgentRef) -> None:
-        return self._call("clear_history", agent)
-
-    def compaction_indices(self, agent: AgentRef) -> list[int]:
-        return self._call("compaction_indices", agent)
-
-    def last_response(self, agent: AgentRef) -> str | None:
-        return self._call("last_response", agent)
-
-    def disconnect(self, agent: AgentRef) -> None:
-        """Cancel the agent's turn and drop its backend connection; it reconnects on next use."""
-        return self._call("disconnect", agent)
-
-    def is_idle(self, agent: AgentRef) -> bool:
-        return self._call("is_idle", agent)
-
-    def last_turn(self, agent: AgentRef) -> Any:
-        """The whole response of the agent's last finished turn (text, tool calls, usage, stop reason)."""
-        return self._call("last_turn", agent)
-
-    def describe(self, agent: AgentRef) -> dict[str, Any]:
-        """The agent's state for listings: what it is doing, turns, tokens, context size, last error."""
-        return self._call("describe", agent)
-
-    def import_history(self, agent: AgentRef, messages: list[dict[str, Any]]) -> None:
-        """Replace an idle agent's history with saved messages (validated)."""
-        return self._call("import_history", agent, messages)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -544,39 +421,21 @@ class Runtime:
         asyncio.run_coroutine_threadsafe(rebuild(), self._thread.loop).result(self.config.operation_timeout)
 
 
-class AsyncRuntime:
+class AsyncRuntime(AsyncRuntimeFace, RuntimeCommands):
     """The async forms of the runtime's commands: `await runtime.aio.history(agent)`."""
 
     def __init__(self, runtime: Runtime):
         self._runtime = runtime
 
-    def __getattr__(self, name: str) -> Callable[..., Coroutine]:
-        if name not in COMMANDS:
-            raise AttributeError(name)
-        sync = getattr(Runtime, name)
-        signature = inspect.signature(sync)
-        arity = len(signature.parameters) - 1  # without self
+    def __repr__(self) -> str:
+        return f"<AsyncRuntime of {self._runtime!r}>"
 
-        async def command(*args: Any, **kwargs: Any) -> Any:
-            if name == "chat":  # keyword options travel as one dict, as in the sync form
-                return await self._runtime._acall("chat", *args, kwargs)
-            if kwargs or len(args) != arity:  # fill defaults and keywords the way the sync form would
-                bound = signature.bind(self._runtime, *args, **kwargs)
-                bound.apply_defaults()
-                args = tuple(bound.arguments.values())[1:]
-            return await self._runtime._acall(name, *args)
-
-        command.__name__ = name
-        command.__doc__ = sync.__doc__
-        setattr(self, name, command)  # built once: later lookups don't come back here
-        return command
+    async def _command(self, name: str, args: tuple) -> Any:
+        return await self._runtime._acommand(name, args)
 
     async def try_shutdown_agent(self, agent: AgentRef) -> bool:
-        """Best effort, never blocks or raises (same as the sync form, which returns at once)."""
+        """Best effort, never blocks or raises: request shutdown of an agent; False if not possible."""
         return self._runtime.try_shutdown_agent(agent)
-
-    def __dir__(self) -> list[str]:
-        return sorted(COMMANDS | {"try_shutdown_agent"})
 
 
 def _release(thread: _LoopThread, semaphore: threading.BoundedSemaphore,

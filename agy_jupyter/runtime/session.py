@@ -56,12 +56,17 @@ class RuntimeServices:
 
 @runtime_checkable
 class AgentSession(Protocol):
-    """One live agent on the runtime loop. Methods run on that loop only."""
+    """One live agent on the runtime loop. Methods run on that loop only.
+
+    The runtime's agent commands with `runs_on="session"` (commands.py) call the method of the same
+    name here, with the command's arguments after `agent`; a test checks that the two agree.
+    """
 
     name: str
 
     def start_turn(self, prompt: Any, **options: Any) -> ChatStream: ...
-    async def deliver(self, message: Any, sender: str | None) -> None: ...
+    async def deliver(self, message: Any, sender: str | None) -> None:
+        """Queue a message in the agent's bounded inbox; raise InboxFull (at once) when it is full."""
     async def cancel(self) -> None: ...
     async def wait_for_idle(self) -> None: ...
     def signal_idle(self) -> None: ...
