@@ -227,6 +227,7 @@ def test_config_defaults(clean_env):
     assert config.operation_timeout == 240
     assert config.shutdown_timeout == 10
     assert config.inter_agent_delay == 0.5
+    assert config.inbox_capacity == 32
 
 
 def test_config_operation_timeout_derives_from_a_custom_chat_timeout(clean_env):
@@ -236,11 +237,11 @@ def test_config_operation_timeout_derives_from_a_custom_chat_timeout(clean_env):
 
 def test_config_json_round_trip_is_exact(clean_env):
     config = RuntimeConfig(channel_capacity=16, chat_timeout=60.25, operation_timeout=10.1, shutdown_timeout=5,
-                           inter_agent_delay=0.1)
+                           inter_agent_delay=0.1, inbox_capacity=3)
     again = RuntimeConfig.model_validate_json(config.model_dump_json())
     assert again == config
     assert again.model_dump() == {"channel_capacity": 16, "chat_timeout": 60.25, "operation_timeout": 10.1,
-                                  "shutdown_timeout": 5, "inter_agent_delay": 0.1}
+                                  "shutdown_timeout": 5, "inter_agent_delay": 0.1, "inbox_capacity": 3}
     default = RuntimeConfig()
     assert RuntimeConfig.model_validate_json(default.model_dump_json()) == default
 
@@ -279,7 +280,7 @@ def test_config_valid_env_value_does_not_warn(clean_env, caplog):
 
 @pytest.mark.parametrize("bad", [
     {"channel_capacity": 0}, {"channel_capacity": -1}, {"chat_timeout": -1}, {"chat_timeout": 0},
-    {"operation_timeout": -0.5}, {"shutdown_timeout": 0}, {"inter_agent_delay": -0.1},
+    {"operation_timeout": -0.5}, {"shutdown_timeout": 0}, {"inter_agent_delay": -0.1}, {"inbox_capacity": 0},
     {"chat_timeout": float("inf")}, {"operation_timeout": float("nan")}, {"unknown_setting": 1},
 ])
 def test_config_rejects_bad_values(clean_env, bad):
@@ -388,6 +389,7 @@ def test_wait_for_idle_after_send_waits_for_the_delivery(make_runtime, fake, mod
     bob = rt.create_agent(AgentConfig(name="bob"))
     run(rt, mode, "send", bob, "first", "alice")
     run(rt, mode, "send", bob, "second", "alice")  # delivered 0.3 s after the first
+    assert run(rt, mode, "is_idle", bob) is False  # messages waiting in the inbox count
     run(rt, mode, "wait_for_idle", bob)
     assert run(rt, mode, "turn_count", bob) == 2
     assert [r.last_user_text.endswith(t) for r, t in zip(fake.requests, ["first", "second"])] == [True, True]
@@ -457,22 +459,7 @@ def test_disconnect_cancels_and_the_agent_still_works(rt, fake, mode):
     assert run(rt, mode, "chat", aid, "are you there").result(5).text == "back again"
 
 
-# -- inter-agent delay, backpressure, timeouts -----------------------------------------------------
-
-def test_inter_agent_deliveries_are_spaced_by_the_delay(make_runtime, fake):
-    delay = 0.3
-    rt = make_runtime(inter_agent_delay=delay)
-    bob = rt.create_agent(AgentConfig(name="bob"))
-    carol = rt.create_agent(AgentConfig(name="carol"))
-    rt.chat(bob, "warm up the client").result(5)  # so connection setup does not skew the timing
-    fake.reset()
-    rt.send(bob, "to bob", "alice")
-    rt.send(carol, "to carol", "alice")
-    assert fake.wait_for_requests(2, timeout=3)
-    first, second = fake.requests
-    assert first.last_user_text.endswith("to bob") and second.last_user_text.endswith("to carol")
-    assert second.time - first.time >= delay - 0.03
-
+# -- backpressure, timeouts (the inbox and its spacing: test_inbox.py) -----------------------------
 
 def test_full_channel_makes_the_next_command_wait(make_runtime, mode):
     rt = make_runtime(channel_capacity=2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -32,6 +32,7 @@ class AgentInfo:
     default: bool
     context_tokens: int = 0
     last_error: str | None = None
+    stuck_calls: list = field(default_factory=list)  # tool calls that timed out and still hold a thread
 
 
 class AgentDirectory:
@@ -97,11 +98,12 @@ class AgentDirectory:
                 self.default_name = next(iter(self._agents), None)
 
     def info(self, name: str | None = None) -> AgentInfo:
-        """The named (or default) agent's state, from one runtime command."""
+        """The named (or default) agent's state, from one command on the agent's own runtime."""
         agent = self.get(name)
-        state = self.runtime.describe(agent.id)
+        state = agent.describe()  # not self.runtime: the default runtime may be another one by now
         return AgentInfo(agent.name, agent.config.model, state["turns"], state["tokens"], state["state"],
-                         agent.name == self.default_name, state["context_tokens"], state["last_error"])
+                         agent.name == self.default_name, state["context_tokens"], state["last_error"],
+                         list(state.get("stuck_calls", [])))
 
     def list(self) -> list[AgentInfo]:
         return [self.info(name) for name in self._agents]
@@ -137,7 +139,7 @@ class AgentDirectory:
         if config.name in self._agents:
             raise ConfigError(f"an agent named {config.name!r} already exists", hint="load it under another name")
         agent = self.add(Agent(config=config, runtime=self.runtime), use=use)
-        self.runtime.import_history(agent.id, data.get("history", []))
+        agent.import_history(data.get("history", []))
         return agent
 
 

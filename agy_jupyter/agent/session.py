@@ -15,7 +15,7 @@ from typing import Any
 
 from google.genai import types
 
-from ..runtime.errors import AgentBusy, AgyError, QuotaExhausted, RuntimeClosed, Timeout
+from ..runtime.errors import AgentBusy, AgyError, InboxFull, QuotaExhausted, RuntimeClosed, Timeout
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
@@ -70,6 +70,7 @@ class GeminiSession:
         self._turn_task: asyncio.Task | None = None
         self._inbox: collections.deque[tuple[Any, str | None]] = collections.deque()
         self._inbox_task: asyncio.Task | None = None
+        self._next_message_at = 0.0  # loop time before which the next message may not start a turn
         self._idle = asyncio.Event()
         self._idle.set()
         self._wakeup = asyncio.Event()
@@ -323,9 +324,12 @@ class GeminiSession:
     # -- inbox and idleness ----------------------------------------------------------------------
 
     async def deliver(self, message: Any, sender: str | None) -> None:
+        """Queue a message; it becomes a turn once the agent is free (turns from messages are spaced)."""
         if self._closed:
-            log.info("agy: dropped a message to %r: the agent was shut down", self.name)
-            return
+            raise RuntimeClosed(f"agent {self.name!r} was shut down; the message was not delivered",
+                                cause="shutdown_agent")
+        if len(self._inbox) >= self.services.config.inbox_capacity:
+            raise InboxFull(self.name, len(self._inbox))
         self._inbox.append((message, sender))
         self._idle.clear()
         self._wakeup.set()
@@ -337,6 +341,12 @@ class GeminiSession:
             if self._turn_task is not None:
                 await asyncio.wait({self._turn_task})
                 continue
+            # Space this agent's message turns only: other agents' inboxes run on their own schedule.
+            wait = self._next_message_at - self.loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # a user turn may have started meanwhile
+            self._next_message_at = self.loop.time() + self.services.config.inter_agent_delay
             message, sender = self._inbox.popleft()
             prompt = message if sender is None else [f"[message from agent {sender}]", *_as_list(message)]
             try:

@@ -15,6 +15,7 @@ OPERATION_MARGIN = 120.0  # operation timeout = chat timeout + 2 min
 DEFAULT_CHANNEL_CAPACITY = 64
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_INTER_AGENT_DELAY = 0.5
+DEFAULT_INBOX_CAPACITY = 32
 
 
 def chat_timeout_from_env(environ: dict[str, str] | None = None) -> float:
@@ -51,6 +52,8 @@ class RuntimeConfig(BaseModel):
                                     description="thread join limit")
     inter_agent_delay: float = Field(DEFAULT_INTER_AGENT_DELAY, ge=0, allow_inf_nan=False,
                                      description="spacing between inter-agent deliveries")
+    inbox_capacity: int = Field(DEFAULT_INBOX_CAPACITY, gt=0,
+                                description="messages that may wait in one agent's inbox; send() refuses more")
 
     @model_validator(mode="after")
     def _derive_operation_timeout(self) -> "RuntimeConfig":

@@ -142,3 +142,14 @@ class AgentBusy(AgyError):
     """The agent is already running a turn."""
 
     hint = "wait for the reply, or cancel it first (%agent cancel / agent.cancel())"
+
+
+class InboxFull(AgentBusy):
+    """Too many messages wait in one agent's inbox (RuntimeConfig.inbox_capacity)."""
+
+    hint = "wait for the agent to be idle (agent.wait_for_idle()) before sending more"
+
+    def __init__(self, agent: str, waiting: int):
+        super().__init__(f"agent {agent!r} has {waiting} undelivered messages; its inbox is full")
+        self.agent = agent
+        self.waiting = waiting
