@@ -21,6 +21,7 @@ from agy_jupyter import AgentConfig, Hooks, Runtime, RuntimeConfig
 from agy_jupyter.agent.events import TextDelta
 from agy_jupyter.runtime import (AgyError, ChatStream, ConfigError, RuntimeClosed, Timeout, UnknownAgent,
                                  chat_timeout_from_env, get_runtime)
+from agy_jupyter.runtime.interrupt import POLL_INTERVAL, wait_interruptibly
 from agy_jupyter.runtime.quota import QuotaRegistry
 from agy_jupyter.testing import Reply
 
@@ -583,6 +584,37 @@ def test_hung_loop_makes_shutdown_time_out(make_runtime):
     hold.join(3)
     rt.thread.join(3)  # once unblocked, the thread finishes the shutdown it was asked for
     assert not rt.thread.is_alive()
+
+
+# -- the interrupt-aware wait (every async wait on the runtime goes through it) ---------------------
+
+async def test_interrupt_aware_wait_keeps_waking_and_cancels_what_it_waits_for():
+    loop = asyncio.get_running_loop()
+    fut, interrupted = loop.create_future(), []
+    wakeups = 0
+    real_wait = asyncio.wait
+
+    async def counting_wait(*args, **kwargs):
+        nonlocal wakeups
+        wakeups += 1
+        return await real_wait(*args, **kwargs)
+
+    asyncio.wait = counting_wait  # count the wake-ups: a plain `await fut` would have none
+    try:
+        task = asyncio.create_task(wait_interruptibly(fut, lambda: interrupted.append(True)))
+        await asyncio.sleep(4 * POLL_INTERVAL)
+        assert not task.done() and wakeups >= 2
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        asyncio.wait = real_wait
+    assert interrupted == [True]  # the work waited for was cancelled with the wait
+
+    done = loop.create_future()
+    loop.call_later(0.01, done.set_result, "value")
+    await wait_interruptibly(done, lambda: interrupted.append(False))
+    assert done.result() == "value" and interrupted == [True]  # a wait that ends normally cancels nothing
 
 
 # -- context, drop, own thread, bad input, default runtime -----------------------------------------

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="empty-body"
+# (the tables' methods are definitions only: their bodies are the generated face methods)
 """Every runtime command, defined once; its sync and async forms are derived from that one definition.
 
 A command is a stub method in a table class: its name, parameters, return type and docstring are the
@@ -110,7 +112,7 @@ class _Command:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
-    def face_signature(self, face: type, bindings: dict[Any, Any]) -> inspect.Signature:
+    def face_signature(self, face: type[_Face], bindings: dict[Any, Any]) -> inspect.Signature:
         """The signature a face shows: the spec's own, plus `agent` in front on the runtime's faces."""
         spec = inspect.signature(self.spec)
         params = list(spec.parameters.values())
@@ -121,7 +123,7 @@ class _Command:
                                         for p in params],
                             return_annotation=_resolve(self.spec, returns, bindings))
 
-    def build(self, face: type, name: str, bindings: dict[Any, Any]) -> Callable[..., Any]:
+    def build(self, face: type[_Face], name: str, bindings: dict[Any, Any]) -> Callable[..., Any]:
         signature = self.face_signature(face, bindings)
         method = self._agent_method(face) if face._agent_face else self._runtime_method(face, signature)
         method.__name__ = name
@@ -131,7 +133,7 @@ class _Command:
         method.__signature__ = signature  # type: ignore[attr-defined]
         return method
 
-    def _runtime_method(self, face: type, signature: inspect.Signature) -> Callable[..., Any]:
+    def _runtime_method(self, face: type[_Face], signature: inspect.Signature) -> Callable[..., Any]:
         command, bind = self.name, _binder(self.name, signature)
         if face._async_face:
             async def run_async(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -142,7 +144,7 @@ class _Command:
             return self._command(command, bind(args, kwargs))
         return run
 
-    def _agent_method(self, face: type) -> Callable[..., Any]:
+    def _agent_method(self, face: type[_Face]) -> Callable[..., Any]:
         raise TypeError(f"{self.name} is not an agent command: it cannot be on {face.__name__}")
 
 
@@ -204,7 +206,7 @@ class AgentCommand(_Command, Generic[P, R]):
         return AgentCommand(self.spec, runs_on=self.runs_on, runtime_name=self.runtime_name,
                             waits_for_reply=True, doc=doc, returns=result)
 
-    def _agent_method(self, face: type) -> Callable[..., Any]:
+    def _agent_method(self, face: type[_Face]) -> Callable[..., Any]:
         command, route, waits = self.runtime_name, self.route, self.waits_for_reply
 
         def arguments(agent: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
