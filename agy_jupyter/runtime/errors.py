@@ -147,7 +147,7 @@ class AgentBusy(AgyError):
 class InboxFull(AgentBusy):
     """Too many messages wait in one agent's inbox (RuntimeConfig.inbox_capacity)."""
 
-    hint = "wait for the agent to be idle (agent.wait_for_idle()) before sending more"
+    hint = "wait until the agent is idle, e.g. agent.wait_for_idle(), then send more"
 
     def __init__(self, agent: str, waiting: int):
         super().__init__(f"agent {agent!r} has {waiting} undelivered messages; its inbox is full")
