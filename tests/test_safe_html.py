@@ -257,3 +257,10 @@ def test_the_checker_sees_what_an_unsanitized_renderer_lets_through():
     assert check(raw).problems == ["img src='http://evil.example/x.png'", "href='data:image/png;base64,AA'"]
     assert check('<p><img src=x onerror="y"><a href="javascript:z">x</a></p>').problems == [
         "img src='x'", "img onerror='y'", "href='javascript:z'"]
+
+
+def test_very_long_code_is_shown_plain_not_highlighted():
+    code = "x = 1\n" * (safe_html.MAX_HIGHLIGHT_CHARS // 6 + 1)
+    html = safe_html.markdown_html(f"```python\n{code}```")
+    assert "<span" not in html and html.count("x = 1") == code.count("x = 1")
+    assert '<span class="n">x</span>' in safe_html.markdown_html("```python\nx = 1\n```")

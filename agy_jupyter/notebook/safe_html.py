@@ -23,8 +23,6 @@ from importlib import resources
 from typing import Any
 
 import nh3
-from markdown_it import MarkdownIt
-from markdown_it.common.utils import unescapeAll
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
@@ -36,7 +34,7 @@ DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\
 _WEB_LINK = re.compile(r"https?://", re.I)
 _WHITESPACE_SPAN = re.compile(r'<span class="w">(\s*)</span>')  # uncoloured: plain whitespace is smaller
 _ALIGN = re.compile(r"text-align:(left|center|right)")
-MAX_HIGHLIGHT_CHARS = 200_000  # longer code is shown plain: highlighting it costs more than it helps
+MAX_HIGHLIGHT_CHARS = 20_000  # longer code is shown plain: Pygments takes ~1.6 ms per KB here, on the runtime loop
 
 # Every class our own markup uses; the model cannot write classes (raw HTML is off) and nh3 drops others.
 OUR_CLASSES = frozenset("""
@@ -105,6 +103,8 @@ def code_html(code: str, language: str = "") -> str:
 
 
 def _render_fence(self: Any, tokens: list, idx: int, options: Any, env: Any) -> str:
+    from markdown_it.common.utils import unescapeAll
+
     info = unescapeAll(tokens[idx].info).strip()
     return code_html(tokens[idx].content, info.split()[0] if info else "")  # the info string is only a lookup key
 
@@ -122,7 +122,9 @@ def _render_image(self: Any, tokens: list, idx: int, options: Any, env: Any) -> 
 
 
 @functools.cache
-def _parser() -> MarkdownIt:
+def _parser() -> Any:
+    from markdown_it import MarkdownIt  # imported on first use: ~40 ms that %load_ext need not pay
+
     parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
     parser.add_render_rule("fence", _render_fence)
     parser.add_render_rule("image", _render_image)
