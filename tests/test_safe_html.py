@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -171,14 +172,15 @@ def history_with(text: str) -> list:
 
 
 def _browser_corpus() -> list[str]:
-    """The browser helper's corpus (tests/xss_corpus.py, PAYLOADS) when it is present; none otherwise."""
+    """The browser tests' corpus (tests/xss_corpus.py, PAYLOADS) when it is present; none otherwise."""
     path = Path(__file__).with_name("xss_corpus.py")
     if not path.exists():
         return []
     spec = importlib.util.spec_from_file_location("xss_corpus", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
-    return [p if isinstance(p, str) else getattr(p, "text", str(p)) for p in module.PAYLOADS]
+    return [p if isinstance(p, str) else p.text for p in module.PAYLOADS]
 
 
 @pytest.mark.parametrize("payload", HOSTILE + _browser_corpus())

@@ -41,7 +41,7 @@ OUR_CLASSES = frozenset("""
     agy-header agy-agent agy-model agy-status agy-md agy-text agy-thoughts agy-thought-text agy-tool agy-tool-head
     agy-tool-name agy-tool-status agy-json-block agy-label agy-json agy-error agy-error-message agy-error-hint
     agy-footer agy-code agy-image-link agy-align-left agy-align-center agy-align-right agy-message agy-you
-    agy-reply agy-history agy-summary agy-tool-result agy-mark agy-note
+    agy-reply agy-history agy-summary agy-mark agy-note
     agy-status-ok agy-status-error agy-status-denied agy-status-cancelled agy-status-pending agy-status-done
     agy-status-other
 """.split())
@@ -53,13 +53,11 @@ _CLASSED_TAGS = ("a", "code", "details", "div", "pre", "span", "summary", "td", 
 
 
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    """nh3 has already checked the URL scheme; `data:` is let through it only for images we show."""
-    if attribute in ("href", "src"):
-        is_data = value.strip().lower().startswith("data:")
-        if tag == "img" and attribute == "src":
-            return value if DATA_IMAGE.match(value.strip()) else None  # no remote image loads by itself
-        if is_data:
-            return None
+    """nh3 has already checked the URL scheme; `data:` passes it only for the images we show."""
+    if tag == "img" and attribute == "src":
+        return value if DATA_IMAGE.match(value.strip()) else None  # no remote image loads by itself
+    if attribute == "href" and value.strip().lower().startswith("data:"):
+        return None
     return value
 
 
