@@ -122,3 +122,12 @@ def test_thoughts_are_a_collapsed_section_of_rendered_markdown():
     html = transcript.to_html()
     assert ('<details class="agy-thoughts"><summary>Thoughts</summary><div class="agy-md agy-thought-text">'
             '<p><strong>plan</strong></p>') in html
+
+
+def test_plain_text_says_how_much_of_a_long_reply_it_leaves_out():
+    transcript = Transcript(agent="a")
+    transcript.apply(TextDelta("x" * PLAIN_PREVIEW_CHARS))
+    transcript.apply(ToolCallStarted(None, "t", {}))
+    transcript.apply(TextDelta("after the tool"))
+    assert transcript.to_plain().splitlines() == ["x" * PLAIN_PREVIEW_CHARS, "[tool t: pending] {}",
+                                                  "… [14 more characters]", "[a · thinking]"]

@@ -161,12 +161,11 @@ class Transcript:
         for block in self.blocks:
             if isinstance(block, ToolBlock):
                 lines.append(tool_line(block.name, block.status, block.args, block.result))
-            elif budget > 0:
-                text = block.text.strip("\n")
-                if len(text) > budget:
-                    text = text[:budget] + f"… [{len(block.text) - budget} more characters]"
-                budget -= len(text)
-                lines.append(text)
+                continue
+            text = block.text.strip("\n")
+            shown = text[:max(budget, 0)]
+            budget -= len(text)
+            lines.append(shown + (f"… [{len(text) - len(shown)} more characters]" if len(shown) < len(text) else ""))
         if self.error is not None:
             lines.append(f"[error] {self.error}" + (f"\n[hint] {self.hint}" if self.hint else ""))
         lines.append(f"[{' · '.join(p for p in (self.agent, self.model, self.status, self.usage_line) if p)}]")
@@ -178,7 +177,8 @@ class Transcript:
 
 
 def _pretty(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2, default=str)  # as the widget shows it
+    """JSON as the widget shows it (dom.js prettyJson): strings as they are, the rest indented by 2."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 def json_html(label: str, value: Any) -> str:
@@ -197,7 +197,8 @@ def tool_html(name: str, status: str, args: Any, result: Any = None) -> str:
     """A tool call card: name, status (a coloured dot and a word), Arguments, Result."""
     state = status if status in _TOOL_STATUSES else "other"
     parts = [f'<div class="agy-tool agy-status-{state}"><div class="agy-tool-head">Tool call '
-             f'<code class="agy-tool-name">{escape(name)}</code> <span class="agy-tool-status">{escape(status)}</span></div>']
+             f'<code class="agy-tool-name">{escape(name)}</code> '
+             f'<span class="agy-tool-status">{escape(status)}</span></div>']
     if args is not None:
         parts.append(json_html("Arguments", args))
     if result is not None:
@@ -240,8 +241,9 @@ def history_bundle(messages: list[Any], last_turns: int | None = None) -> dict[s
             who, css = "Summary of earlier turns", "agy-message agy-summary"
         elif message.kind == "tool_results":
             for response in message.function_responses:
-                html_parts.append(f'<div class="agy-message">{tool_html(response.name or "?", "result", None, response.response)}</div>')
-                plain.append(tool_line(response.name or "?", "result", None, response.response))
+                name = response.name or "?"
+                html_parts.append(f'<div class="agy-message">{tool_html(name, "result", None, response.response)}</div>')
+                plain.append(tool_line(name, "result", None, response.response))
             continue
         elif message.role == "user":
             who, css = f"You · turn {message.turn}", "agy-message agy-you"
