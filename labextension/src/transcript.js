@@ -23,7 +23,6 @@ function jsonBlock(label, value, className) {
   return h("details", { className: "agy-json-block" }, h("summary", {}, `${label} (${lines} lines)`), pre);
 }
 
-/** A growing text shown as plain text (textContent, never HTML), with MarkdownBlock's interface. */
 /**
  * The call a result answers: the call with the same non-null id; else the first unanswered call of
  * that name (the Gemini API often sends no ids); else none, and the result gets a block of its own.
@@ -97,6 +96,7 @@ export class TranscriptModel {
   }
 }
 
+/** A growing text shown as plain text (textContent, never HTML), with MarkdownBlock's interface. */
 export class PlainBlock {
   constructor(el) {
     this.el = el;
