@@ -40,7 +40,7 @@ MAX_HIGHLIGHT_CHARS = 20_000  # longer code is shown plain: Pygments takes ~1.6 
 OUR_CLASSES = frozenset("""
     agy-header agy-agent agy-model agy-status agy-md agy-text agy-thoughts agy-thought-text agy-tool agy-tool-head
     agy-tool-name agy-tool-status agy-json-block agy-label agy-json agy-error agy-error-message agy-error-hint
-    agy-footer agy-code agy-image-link agy-align-left agy-align-center agy-align-right agy-message agy-you
+    agy-footer agy-code agy-table agy-image-link agy-align-left agy-align-center agy-align-right agy-message agy-you
     agy-reply agy-history agy-summary agy-mark agy-note
     agy-status-ok agy-status-error agy-status-denied agy-status-cancelled agy-status-pending agy-status-done
     agy-status-other
@@ -49,7 +49,7 @@ _TOKEN_CLASSES = frozenset(c for c in STANDARD_TYPES.values() if c)  # Pygments'
 _TAGS = {"a", "blockquote", "br", "code", "details", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img",
          "li", "ol", "p", "pre", "s", "span", "strong", "summary", "table", "tbody", "td", "th", "thead", "tr", "ul"}
 _FORMATTER = HtmlFormatter(nowrap=True, noclasses=False)  # short token classes, coloured by static_copy.css
-_CLASSED_TAGS = ("a", "code", "details", "div", "pre", "span", "summary", "td", "th")
+_CLASSED_TAGS = ("a", "code", "details", "div", "pre", "span", "summary", "table", "td", "th")
 
 
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -107,6 +107,10 @@ def _render_fence(self: Any, tokens: list, idx: int, options: Any, env: Any) -> 
     return code_html(tokens[idx].content, info.split()[0] if info else "")  # the info string is only a lookup key
 
 
+def _render_code_block(self: Any, tokens: list, idx: int, options: Any, env: Any) -> str:
+    return code_html(tokens[idx].content)  # indented code: the same block, never highlighted
+
+
 def _render_image(self: Any, tokens: list, idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
     src = str(token.attrGet("src") or "")
@@ -125,6 +129,7 @@ def _parser() -> Any:
 
     parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
     parser.add_render_rule("fence", _render_fence)
+    parser.add_render_rule("code_block", _render_code_block)
     parser.add_render_rule("image", _render_image)
     return parser
 
@@ -133,7 +138,9 @@ def markdown_html(text: str) -> str:
     """Untrusted Markdown -> sanitized HTML fragment (balanced: it cannot close an element around it)."""
     parser = _parser()
     tokens = parser.parse(str(text))
-    for token in tokens:  # table alignment as a class: nh3 drops every style attribute
+    for token in tokens:  # tables get classes our CSS can address (nh3 drops every style attribute)
+        if token.type == "table_open":
+            token.attrSet("class", "agy-table")
         align = _ALIGN.search(str(token.attrGet("style") or "")) if token.type in ("th_open", "td_open") else None
         if align:
             token.attrs.pop("style", None)
