@@ -69,9 +69,11 @@ def test_list_info_history_clear_delete(shell, fake, capsys):
     with capture_output() as captured:
         agent_magic(shell, "history alpha")
         agent_magic(shell, "history alpha --last 1")
-    full, last = (output.data["text/markdown"] for output in captured.outputs)
-    assert "Hi there!" in full and "&lt;b>you&lt;/b>" in full  # user HTML is not rendered as HTML
-    assert "Second answer" in last and "Hi there!" not in last
+    full, last = (output.data for output in captured.outputs)
+    assert "<p>Hi there!</p>" in full["text/html"] and "&lt;b&gt;you&lt;/b&gt;" in full["text/html"]  # not as HTML
+    assert "Hi there!" in full["text/plain"] and "hello <b>you</b>" in full["text/plain"]  # a terminal reads this
+    assert set(full) == {"text/html", "text/plain"}
+    assert "Second answer" in last["text/plain"] and "Hi there!" not in last["text/html"] + last["text/plain"]
     agent_magic(shell, "clear alpha")
     assert directory(shell).get("alpha").history() == []
     agent_magic(shell, "delete alpha")

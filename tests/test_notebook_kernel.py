@@ -95,12 +95,12 @@ def test_chat_streams_deltas_and_leaves_a_static_copy(kernel, fresh):
     shown, messages = widget_text(kernel, stream_comm(kernel, execution))
     assert shown == reply and messages >= 3  # deltas, coalesced, several messages
     static = static_copy(execution)
-    assert reply.split("\n")[0] in static["text/markdown"] and static["text/plain"] == reply
+    assert "<strong>world</strong>" in static["text/html"] and static["text/plain"].startswith(reply + "\n[")
     assert static[TRANSCRIPT_MIME]["agent"] == name and static[TRANSCRIPT_MIME]["status"] == "done"
     assert kernel.run("print(answer == %r)" % reply).text().strip() == "True"
 
 
-def test_64_kb_in_1600_chunks_costs_at_most_three_times_the_text(kernel, fresh):
+def test_64_kb_in_1600_chunks_costs_a_bounded_multiple_of_the_text(kernel, fresh):
     name = new_name()
     kernel.run(f"%agent create {name}")
     fresh.enqueue(Reply.text("warm up"))
@@ -112,7 +112,9 @@ def test_64_kb_in_1600_chunks_costs_at_most_three_times_the_text(kernel, fresh):
     shown, messages = widget_text(kernel, stream_comm(kernel, execution))
     assert shown == text
     print(f"\n64 KB / 1600 chunks: {used:,} iopub bytes = {used / len(text):.2f}x the text, {messages} widget messages")
-    assert used <= 3 * len(text)
+    # the deltas (~1.8x with headers) + the static copy, which holds the text twice: sanitized HTML to show,
+    # and the JSON transcript's source for the labextension to render (measured 4.0x; 2.8x with the old Markdown)
+    assert used <= 4.25 * len(text)
 
 
 # -- approvals --------------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def test_approve_click_resumes_the_tool(kernel, fresh):
     kernel.wait(execution)
     assert execution.reply["content"]["status"] == "ok"
     assert fresh.requests[1].function_response("c1") == {"result": 5}
-    assert "It is 5." in static_copy(execution)["text/markdown"]
+    assert "<p>It is 5.</p>" in static_copy(execution)["text/html"]
 
 
 def test_deny_with_a_reason_reaches_the_model(kernel, fresh):
@@ -175,7 +177,7 @@ def test_approval_timeout_counts_as_a_deny(kernel, fresh):
     finally:
         kernel.run("%config AgyMagics.approval_timeout = 300.0")
     assert "did not answer within 0.5 s" in fresh.requests[1].function_response("c1")["error"]
-    assert static_copy(execution)["text/plain"] == "no answer"
+    assert "no answer" in static_copy(execution)["text/plain"].splitlines()
     last = kernel.run(f"from agy_jupyter.agent.directory import agents\nprint(agents.get('{name}').last_turn().tool_calls[0].status)")
     assert last.text().strip() == "denied"
 
@@ -191,7 +193,7 @@ def test_a_failed_reply_is_one_clear_message(kernel, fresh):
     assert error["ename"] == "QuotaExhausted" and len(error["traceback"]) == 1
     assert "wait for the quota to reset" in error["traceback"][0]
     static = static_copy(execution)
-    assert "**Error:**" in static["text/markdown"] and static[TRANSCRIPT_MIME]["status"] == "error"
+    assert '<div class="agy-error-message">' in static["text/html"] and static[TRANSCRIPT_MIME]["status"] == "error"
     assert "QuotaExhausted" in kernel.run(f"%agent info {name}").text()  # the full detail
 
 
@@ -220,7 +222,7 @@ def test_interrupt_cancels_the_turn_and_the_next_chat_works(kernel, fresh, point
     assert static_copy(execution)[TRANSCRIPT_MIME]["status"] == "cancelled"
     fresh.enqueue(Reply.text("back again"))
     after = kernel.run(f"%%chat {name} -o again\nStill there?")
-    assert static_copy(after)["text/plain"] == "back again"
+    assert static_copy(after)["text/plain"].splitlines()[0] == "back again"
 
 
 # -- background -------------------------------------------------------------------------------------
@@ -282,7 +284,7 @@ def test_blocking_fallback_with_autoawait_off(kernel, fresh):
         kernel.run("%autoawait on")
     assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no widget nobody can click
     assert "nobody can approve" in fresh.requests[1].function_response("c1")["error"]
-    assert static_copy(execution)["text/plain"] == "I could not add."
+    assert "I could not add." in static_copy(execution)["text/plain"].splitlines()
 
 
 def test_extension_autoloads_from_ipython_config(server):

@@ -1,24 +1,65 @@
-"""The transcript model: widget ops, the static copy, and Markdown that never carries the model's HTML."""
+"""The transcript model: widget ops, the JSON transcript shared with the labextension, the static copy."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+
+from agy_jupyter.agent import events
 from agy_jupyter.agent.events import StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted, ToolFinished
 from agy_jupyter.notebook.live_reply import merge_ops
-from agy_jupyter.notebook.transcript import PLAIN_PREVIEW_CHARS, TRANSCRIPT_MIME, Transcript, safe_markdown
+from agy_jupyter.notebook.transcript import PLAIN_PREVIEW_CHARS, TRANSCRIPT_MIME, Transcript
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures" / "transcripts").glob("*.json"))
+EVENT_TYPES = {cls.kind: cls for cls in (events.TextDelta, events.ThoughtDelta, events.StatusChanged, events.QuotaWait,
+                                         events.ToolCallStarted, events.ApprovalRequested, events.ToolFinished)}
 
 
-def test_model_html_is_neutralised_outside_code():
-    text = ('Hi <script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) '
-            '`<b>inline</b>`\n```html\n<b>kept in code</b>\n```\n')
-    safe = safe_markdown(text)
-    assert "<script>" not in safe and "<img" not in safe and "javascript:" not in safe
-    assert "&lt;script>" in safe and "`<b>inline</b>`" in safe and "<b>kept in code</b>" in safe
+def replay(fixture: dict) -> tuple[Transcript, list]:
+    """Apply a fixture's serialized events; {"kind": "error"} stands for the failure LiveReply reports."""
+    expected = fixture["transcript"]
+    transcript = Transcript(agent=expected["agent"], model=expected["model"])
+    ops = []
+    for event in fixture["events"]:
+        fields = {k: v for k, v in event.items() if k != "kind"}
+        if event["kind"] == "error":
+            ops += transcript.fail(fields["message"], fields["hint"])
+        else:
+            ops += transcript.apply(EVENT_TYPES[event["kind"]](**fields))
+    return transcript, ops
 
 
-def test_markdown_structure_survives():
-    text = "# Title\n\n> quoted & fine\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |"
-    assert safe_markdown(text) == text
+def test_there_are_enough_shared_fixtures():
+    assert {p.stem for p in FIXTURES} >= {"parallel_same_name_without_ids", "orphan_results",
+                                          "thoughts_and_text_interleaved", "error_after_partial_reply", "text_only"}
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_shared_fixture_gives_the_same_ops_and_transcript(path):
+    """labextension/test/transcript_model.test.mjs applies the same ops and expects the same JSON."""
+    fixture = json.loads(path.read_text())
+    transcript, ops = replay(fixture)
+    assert ops == fixture["ops"]
+    assert transcript.to_json() == fixture["transcript"]
+    assert json.loads(json.dumps(transcript.static_bundle()[TRANSCRIPT_MIME])) == fixture["transcript"]
+
+
+def test_parallel_calls_without_ids_are_answered_in_order():
+    transcript = Transcript(agent="a")
+    for args in ({"a": 1}, {"a": 2}):
+        transcript.apply(ToolCallStarted(None, "add", args))
+    transcript.apply(ToolFinished(None, "add", "ok", {"result": 1}))
+    assert [b.result for b in transcript.blocks] == [{"result": 1}, None]  # the first open call, not the last
+
+
+def test_a_result_with_an_unknown_id_answers_the_open_call_of_its_name_never_another_name():
+    transcript = Transcript(agent="a")
+    transcript.apply(ToolCallStarted("c1", "search", {}))
+    transcript.apply(ToolFinished(None, "fetch", "ok", {}))
+    transcript.apply(ToolFinished("c9", "search", "ok", {"hits": 2}))
+    assert [(b.id, b.name, b.result) for b in transcript.blocks] == [("c1", "search", {"hits": 2}),
+                                                                     (None, "fetch", {})]
 
 
 def test_events_become_ordered_blocks_and_ops():
@@ -34,22 +75,21 @@ def test_events_become_ordered_blocks_and_ops():
     assert transcript.replay_ops()[-1] == ["status", {"status": "done", "detail": ""}]
 
 
-def test_static_bundle_holds_the_text_once_and_points_into_it():
+def test_static_bundle_is_html_plain_text_and_the_json_transcript():
     transcript = Transcript(agent="a", model="m")
     long_text = "word " * 1000
     transcript.apply(TextDelta(long_text))
     transcript.apply(ToolCallStarted("c1", "add", {"a": 1}))
     transcript.apply(ToolFinished("c1", "add", "denied", {"error": "no"}))
-    transcript.status = "done"
+    transcript.status, transcript.usage_line = "done", "1,234 tokens"
     bundle = transcript.static_bundle()
-    markdown = bundle["text/markdown"]
-    blocks = bundle[TRANSCRIPT_MIME]["blocks"]
-    text_block = next(b for b in blocks if b["type"] == "text")
-    assert markdown[text_block["start"]:text_block["end"]].strip() == long_text.strip()
-    assert next(b for b in blocks if b["type"] == "tool")["status"] == "denied"
-    assert len(bundle["text/plain"]) < PLAIN_PREVIEW_CHARS + 100 and "more characters" in bundle["text/plain"]
-    assert "word word" not in json.dumps(bundle[TRANSCRIPT_MIME])  # no second copy of the text in the JSON
-    assert markdown.count(long_text.strip()) == 1
+    assert set(bundle) == {"text/html", "text/plain", TRANSCRIPT_MIME}
+    assert bundle["text/html"].count(long_text.strip()) == 1
+    assert bundle[TRANSCRIPT_MIME]["blocks"][1] == {"type": "tool", "id": "c1", "name": "add", "args": {"a": 1},
+                                                    "status": "denied", "result": {"error": "no"}}
+    plain = bundle["text/plain"].splitlines()
+    assert "more characters" in plain[0] and len(plain[0]) < PLAIN_PREVIEW_CHARS + 50
+    assert plain[1:] == ['[tool add: denied] {"a": 1} -> {"error": "no"}', "[a · m · done · 1,234 tokens]"]
 
 
 def test_errors_render_as_one_clear_message():
@@ -57,15 +97,37 @@ def test_errors_render_as_one_clear_message():
     transcript.apply(TextDelta("partial"))
     transcript.fail("quota exhausted (PerDay)", "wait for the quota to reset")
     bundle = transcript.static_bundle()
-    assert "**Error:** quota exhausted (PerDay)" in bundle["text/markdown"]
-    assert "wait for the quota to reset" in bundle["text/markdown"]
-    assert bundle["text/plain"].endswith("[error] quota exhausted (PerDay)")
+    assert ('<div class="agy-error"><div class="agy-error-message">quota exhausted (PerDay)</div>'
+            '<div class="agy-error-hint">wait for the quota to reset</div></div>') in bundle["text/html"]
+    assert bundle["text/plain"].splitlines() == ["partial", "[error] quota exhausted (PerDay)",
+                                                 "[hint] wait for the quota to reset", "[a · m · error]"]
+    assert bundle[TRANSCRIPT_MIME]["error"] == {"message": "quota exhausted (PerDay)",
+                                                "hint": "wait for the quota to reset"}
 
 
-def test_static_tool_blocks_label_arguments_and_result():
+def test_static_tool_blocks_label_arguments_and_result_and_collapse_long_ones():
     transcript = Transcript(agent="a", model="m")
     transcript.apply(ToolCallStarted("c1", "add", {"a": 1}))
-    transcript.apply(ToolFinished("c1", "add", "ok", {"result": 2}))
-    markdown, _ = transcript.to_markdown()
-    assert "Tool call **add** · ✅ ok" in markdown
-    assert markdown.index("Arguments:") < markdown.index('{"a": 1}') < markdown.index("Result:")
+    transcript.apply(ToolFinished("c1", "add", "ok", {"rows": list(range(40))}))
+    html = transcript.to_html()
+    assert ('<div class="agy-tool agy-status-ok"><div class="agy-tool-head">Tool call <code class="agy-tool-name">add'
+            '</code> <span class="agy-tool-status">ok</span></div>') in html
+    assert '<div class="agy-label">Arguments</div><pre class="agy-json">{\n  "a": 1\n}</pre>' in html
+    assert '<details class="agy-json-block"><summary>Result (44 lines)</summary>' in html
+
+
+def test_thoughts_are_a_collapsed_section_of_rendered_markdown():
+    transcript = Transcript(agent="a")
+    transcript.apply(ThoughtDelta("**plan**"))
+    html = transcript.to_html()
+    assert ('<details class="agy-thoughts"><summary>Thoughts</summary><div class="agy-md agy-thought-text">'
+            '<p><strong>plan</strong></p>') in html
+
+
+def test_plain_text_says_how_much_of_a_long_reply_it_leaves_out():
+    transcript = Transcript(agent="a")
+    transcript.apply(TextDelta("x" * PLAIN_PREVIEW_CHARS))
+    transcript.apply(ToolCallStarted(None, "t", {}))
+    transcript.apply(TextDelta("after the tool"))
+    assert transcript.to_plain().splitlines() == ["x" * PLAIN_PREVIEW_CHARS, "[tool t: pending] {}",
+                                                  "… [14 more characters]", "[a · thinking]"]

@@ -6,7 +6,7 @@ messages arrive on the main thread and only hand work to the runtime loop.
 
 Bytes: the kernel sends only deltas, coalesced to one message per `coalesce_interval` (the first one
 at once, so the first token is not delayed). When the reply ends, the widget is replaced by a static
-copy (Markdown + plain text + JSON transcript) that a saved notebook shows without a kernel.
+copy (sanitized HTML + plain text + JSON transcript) that a saved notebook shows without a kernel.
 
 Headless runs (nbclient, papermill): no front end ever answers "rendered". After `render_grace`
 seconds the reply degrades to coalesced plain text in the same output, and approvals follow the

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.display import Markdown, display
+from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Unicode
 
 from ..agent.backend import resolve_credentials
@@ -22,7 +22,8 @@ from ..agent.history import Usage
 from ..agent.policies import Decision
 from ..runtime.errors import AgyError, ConfigError
 from .live_reply import DisplaySettings
-from .transcript import escape_inline, history_markdown
+from .safe_html import escape_inline
+from .transcript import history_bundle
 from .usage import DEFAULT_CONTEXT_LIMITS, DEFAULT_PRICES, usage_data
 from .widgets import UsageView
 
@@ -211,7 +212,7 @@ class AgyMagics(Magics):
 
     def _agent_history(self, args: argparse.Namespace) -> None:
         agent = self.directory.get(args.name)
-        display(Markdown(history_markdown(agent.history(), last_turns=args.last)))
+        display(history_bundle(agent.history(), last_turns=args.last), raw=True)
 
     def _agent_usage(self, args: argparse.Namespace) -> UsageView:
         agent = self.directory.get(args.name)

@@ -1,25 +1,30 @@
 """The transcript of one reply: built from a turn's events, rendered as widget ops and as a static copy.
 
-The live widget, the static copy saved in the notebook (text/markdown + text/plain + a JSON
-transcript for the labextension) and headless text all read this one model.
+The live widget, the static copy saved in the notebook (sanitized text/html + text/plain + the JSON
+transcript) and headless text all read this one model. The JSON transcript (version 2) is the schema
+the labextension's model (labextension/src/transcript.js) also produces from the same ops; the
+shared fixtures in tests/fixtures/transcripts pin that both agree.
+
+Everything a model wrote is untrusted: it reaches HTML only through safe_html.
 """
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..agent.events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted,
                             ToolFinished)
+from .safe_html import escape, escape_inline, markdown_html, static_html
 
 TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
-TRANSCRIPT_VERSION = 1
-PLAIN_PREVIEW_CHARS = 1000  # text/plain is a preview: the full text is in text/markdown once, not twice
-_FENCE = re.compile(r"(^|\n)(```|~~~)[^\n]*\n.*?(\n\2[^\n]*(?=\n|$)|$)", re.S)
-_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.S)
-_UNSAFE_LINK = re.compile(r"\]\(\s*(?:javascript|vbscript|data):", re.I)
-_STATUS_ICONS = {"ok": "✅", "error": "⚠️", "denied": "⛔", "cancelled": "⏹", "pending": "…"}
+TRANSCRIPT_VERSION = 2
+PLAIN_PREVIEW_CHARS = 1000  # text/plain is a preview: the full text is in the HTML and the JSON already
+PLAIN_TOOL_CHARS = 160  # one line per tool call in text/plain
+LONG_JSON_LINES, LONG_JSON_CHARS = 12, 1200  # longer arguments / results start collapsed (as in the widget)
+HTML_JSON_CHARS = 20_000  # a tool result longer than this is cut in the HTML (the JSON transcript has it all)
+_TOOL_STATUSES = {"ok", "error", "denied", "cancelled", "pending"}
+_REPLY_STATUSES = {"done", "error", "cancelled"}
 
 
 @dataclass
@@ -89,12 +94,18 @@ class Transcript:
         return [["error", {"message": message, "hint": hint or ""}], ["status", {"status": "error", "detail": ""}]]
 
     def _tool(self, call_id: str | None, name: str) -> ToolBlock:
-        for block in reversed(self.blocks):
-            if isinstance(block, ToolBlock) and block.id == call_id and block.name == name:
-                return block
-        block = ToolBlock(call_id, name, {})
-        self.blocks.append(block)
-        return block
+        """The call a result answers: same id; else the first unanswered call of that name; else a new block.
+
+        The Gemini API often sends no ids; a result is never attached to a call of another name.
+        labextension/src/transcript.js (matchCall) applies the same rule.
+        """
+        tools = [b for b in self.blocks if isinstance(b, ToolBlock)]
+        match = next((b for b in tools if call_id is not None and b.id == call_id), None) or next(
+            (b for b in tools if b.status == "pending" and b.name == name), None)
+        if match is None:
+            match = ToolBlock(call_id, name, {})
+            self.blocks.append(match)
+        return match
 
     def replay_ops(self) -> list[list[Any]]:
         """Everything so far as ops for a view that rendered late (sent with reset)."""
@@ -114,124 +125,135 @@ class Transcript:
 
     # -- the static copy -------------------------------------------------------------------------
 
-    def to_markdown(self) -> tuple[str, list[dict[str, Any]]]:
-        """Markdown of the whole reply, and the JSON blocks that point into it (no text twice)."""
-        pieces: list[str] = []
-        blocks: list[dict[str, Any]] = []
-        size = 0
+    def to_json(self) -> dict[str, Any]:
+        """The transcript, version 2: the schema the labextension's model produces from the same ops."""
+        blocks = [{"type": "text", "text": b.text} if isinstance(b, TextBlock) else
+                  {"type": "tool", "id": b.id, "name": b.name, "args": b.args, "status": b.status, "result": b.result}
+                  for b in self.blocks]
+        error = None if self.error is None else {"message": self.error, "hint": self.hint or ""}
+        return {"version": TRANSCRIPT_VERSION, "agent": self.agent, "model": self.model, "status": self.status,
+                "thoughts": self.thoughts, "blocks": blocks, "error": error, "usage": self.usage_line}
 
-        def add(markdown: str, block: dict[str, Any] | None = None) -> None:
-            nonlocal size
-            if block is not None:
-                blocks.append({**block, "start": size, "end": size + len(markdown)})
-            pieces.append(markdown)
-            size += len(markdown)
-
+    def to_html(self) -> str:
+        """The whole reply as sanitized HTML, looking like the live widget (no script, no remote image)."""
+        parts = [f'<div class="agy-header"><span class="agy-agent">{escape(self.agent)}</span>'
+                 f'<span class="agy-model">{escape(self.model)}</span>'
+                 f'<span class="agy-status">{escape(self.status)}</span></div>']
         if self.thoughts:
-            add("<details><summary>Thoughts</summary>\n\n" + quote(safe_markdown(self.thoughts)) + "\n\n</details>\n\n",
-                {"type": "thoughts"})
+            parts.append('<details class="agy-thoughts"><summary>Thoughts</summary>'
+                         f'<div class="agy-md agy-thought-text">{markdown_html(self.thoughts)}</div></details>')
         for block in self.blocks:
             if isinstance(block, TextBlock):
-                add(safe_markdown(block.text) + "\n\n", {"type": "text"})
+                parts.append(f'<div class="agy-md agy-text">{markdown_html(block.text)}</div>')
             else:
-                add(tool_markdown(block), {"type": "tool", "id": block.id, "name": block.name, "status": block.status})
-        if self.error:
-            add(f"> **Error:** {escape_inline(self.error)}" + (f"  \n> {escape_inline(self.hint)}" if self.hint else "")
-                + "\n\n", {"type": "error"})
-        footer = " · ".join(p for p in (f"**{self.agent}**", self.model, _status_word(self.status), self.usage_line) if p)
-        add(f"<sub>{footer}</sub>\n", {"type": "footer"})
-        return "".join(pieces), blocks
+                parts.append(tool_html(block.name, block.status, block.args, block.result))
+        if self.error is not None:
+            parts.append(error_html(self.error, self.hint))
+        if self.usage_line:
+            parts.append(f'<div class="agy-footer">{escape(self.usage_line)}</div>')
+        status = self.status if self.status in _REPLY_STATUSES else "other"
+        return static_html("".join(parts), "agy-reply", f"agy-status-{status}")
+
+    def to_plain(self) -> str:
+        """The reply as readable text: text (a preview when long), one line per tool call, error, footer."""
+        lines: list[str] = []
+        budget = PLAIN_PREVIEW_CHARS
+        for block in self.blocks:
+            if isinstance(block, ToolBlock):
+                lines.append(tool_line(block.name, block.status, block.args, block.result))
+                continue
+            text = block.text.strip("\n")
+            shown = text[:max(budget, 0)]
+            budget -= len(text)
+            lines.append(shown + (f"… [{len(text) - len(shown)} more characters]" if len(shown) < len(text) else ""))
+        if self.error is not None:
+            lines.append(f"[error] {self.error}" + (f"\n[hint] {self.hint}" if self.hint else ""))
+        lines.append(f"[{' · '.join(p for p in (self.agent, self.model, self.status, self.usage_line) if p)}]")
+        return "\n".join(line for line in lines if line)
 
     def static_bundle(self) -> dict[str, Any]:
-        """text/markdown + text/plain + the JSON transcript: what a saved notebook shows without a kernel."""
-        markdown, blocks = self.to_markdown()
-        text = self.text
-        plain = text if len(text) <= PLAIN_PREVIEW_CHARS else (
-            text[:PLAIN_PREVIEW_CHARS] + f"… [{len(text) - PLAIN_PREVIEW_CHARS} more characters in text/markdown]")
-        if self.error:
-            plain += f"\n[error] {self.error}"
-        transcript = {"version": TRANSCRIPT_VERSION, "agent": self.agent, "model": self.model, "status": self.status,
-                      "markdown_mime": "text/markdown", "blocks": blocks, "usage": self.usage_line}
-        return {"text/markdown": markdown, "text/plain": plain or f"[{self.agent}: {self.status}]",
-                TRANSCRIPT_MIME: transcript}
+        """text/html + text/plain + the JSON transcript: what a saved notebook shows without a kernel."""
+        return {"text/html": self.to_html(), "text/plain": self.to_plain(), TRANSCRIPT_MIME: self.to_json()}
 
 
-def tool_markdown(block: ToolBlock) -> str:
-    icon = _STATUS_ICONS.get(block.status, "")
-    args = json.dumps(block.args, ensure_ascii=False, default=str)
-    lines = [f"> 🔧 Tool call **{escape_inline(block.name)}** · {icon} {block.status}", ">", "> Arguments:", ">",
-             "> ```json", f"> {args}", "> ```"]
-    if block.result is not None:
-        result = json.dumps(block.result, ensure_ascii=False, indent=1, default=str)
-        if len(result) > 2000:
-            result = result[:2000] + "\n…"
-        lines += [">", "> Result:", ">", "> ```json", *(f"> {line}" for line in result.splitlines()), "> ```"]
-    return "\n".join(lines) + "\n\n"
+def _pretty(value: Any) -> str:
+    """JSON as the widget shows it (dom.js prettyJson): strings as they are, the rest indented by 2."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
-def safe_markdown(text: str) -> str:
-    """Model text as Markdown with raw HTML neutralised outside code, and script links disabled.
-
-    JupyterLab renders the Markdown of a trusted output without sanitizing it, so the HTML in a
-    model's reply must never reach it as HTML.
-    """
-    return _map_outside(_FENCE, text, _escape_prose)
-
-
-def _escape_prose(text: str) -> str:
-    return _UNSAFE_LINK.sub("](#blocked:", _map_outside(_CODE_SPAN, text, _escape_html))
-
-
-def _map_outside(pattern: re.Pattern, text: str, transform: Any) -> str:
-    """Apply `transform` to every stretch of `text` that `pattern` does not match; matches stay as written."""
-    out: list[str] = []
-    position = 0
-    for match in pattern.finditer(text):
-        out += [transform(text[position:match.start()]), match.group(0)]
-        position = match.end()
-    out.append(transform(text[position:]))
-    return "".join(out)
+def json_html(label: str, value: Any) -> str:
+    """A labelled JSON block (untrusted), collapsed into <details> when long, as the widget does."""
+    text = _pretty(value)
+    lines = text.count("\n") + 1
+    if len(text) > HTML_JSON_CHARS:
+        text = text[:HTML_JSON_CHARS] + f"\n… [{len(text) - HTML_JSON_CHARS} more characters]"
+    pre = f'<pre class="agy-json">{escape(text)}</pre>'
+    if lines <= LONG_JSON_LINES and len(text) <= LONG_JSON_CHARS:
+        return f'<div class="agy-json-block"><div class="agy-label">{escape(label)}</div>{pre}</div>'
+    return f'<details class="agy-json-block"><summary>{escape(label)} ({lines} lines)</summary>{pre}</details>'
 
 
-def _escape_html(text: str) -> str:
-    # "<" starts every tag; escaping it alone leaves Markdown (blockquotes, entities) intact
-    return text.replace("<", "&lt;")
+def tool_html(name: str, status: str, args: Any, result: Any = None) -> str:
+    """A tool call card: name, status (a coloured dot and a word), Arguments, Result."""
+    state = status if status in _TOOL_STATUSES else "other"
+    parts = [f'<div class="agy-tool agy-status-{state}"><div class="agy-tool-head">Tool call '
+             f'<code class="agy-tool-name">{escape(name)}</code> '
+             f'<span class="agy-tool-status">{escape(status)}</span></div>']
+    if args is not None:
+        parts.append(json_html("Arguments", args))
+    if result is not None:
+        parts.append(json_html("Result", result))
+    return "".join(parts) + "</div>"
 
 
-def escape_inline(text: str) -> str:
-    return _escape_html(text).replace("\n", " ")
+def error_html(message: str, hint: str | None) -> str:
+    hint_html = f'<div class="agy-error-hint">{escape(hint)}</div>' if hint else ""
+    return f'<div class="agy-error"><div class="agy-error-message">{escape(message)}</div>{hint_html}</div>'
 
 
-def quote(markdown: str) -> str:
-    return "\n".join(f"> {line}" for line in markdown.splitlines())
+def tool_line(name: str, status: str, args: Any, result: Any = None) -> str:
+    """One line of text for a tool call: `[tool add: ok] {"a": 1} -> {"result": 2}`, cut to fit."""
+    line = f"[tool {name}: {status}]"
+    if args is not None:
+        line += f" {json.dumps(args, ensure_ascii=False, default=str)}"
+    if result is not None:
+        line += f" -> {json.dumps(result, ensure_ascii=False, default=str)}"
+    line = line.replace("\n", " ")
+    return line if len(line) <= PLAIN_TOOL_CHARS else line[:PLAIN_TOOL_CHARS - 1] + "…"
 
 
-def _status_word(status: str) -> str:
-    return {"done": "done", "cancelled": "cancelled", "error": "error"}.get(status, status)
-
-
-def history_markdown(messages: list[Any], last_turns: int | None = None) -> str:
-    """A rendered transcript of an agent's history (`%agent history`)."""
+def history_bundle(messages: list[Any], last_turns: int | None = None) -> dict[str, str]:
+    """An agent's history (`%agent history`) as sanitized text/html and readable text/plain."""
     if last_turns is not None:
         turns = sorted({m.turn for m in messages})[-last_turns:] if last_turns > 0 else []
         messages = [m for m in messages if m.turn in turns]
     if not messages:
-        return "*No conversation yet.*"
-    out: list[str] = []
+        return {"text/html": static_html('<div class="agy-note">No conversation yet.</div>', "agy-history"),
+                "text/plain": "No conversation yet."}
+    html_parts: list[str] = []
+    plain: list[str] = []
     for message in messages:
-        marks = " ".join(filter(None, [f"*{message.status}*" if message.status != "complete" else "",
-                                       "*(compacted)*" if message.excluded and message.kind != "prompt" else ""]))
+        marks = [m for m in (message.status if message.status != "complete" else "",
+                             "compacted" if message.excluded and message.kind != "prompt" else "") if m]
+        mark_html = "".join(f' <span class="agy-mark">({escape(m)})</span>' for m in marks)
+        mark_text = "".join(f" ({m})" for m in marks)
         if message.kind == "summary":
-            out.append(f"**Summary of earlier turns** {marks}\n\n{quote(safe_markdown(message.text))}")
+            who, css = "Summary of earlier turns", "agy-message agy-summary"
         elif message.kind == "tool_results":
             for response in message.function_responses:
-                result = json.dumps(response.response, ensure_ascii=False, default=str)[:500]
-                out.append(f"> ↩ **{escape_inline(response.name or '')}** → `{result.replace('`', '')}`")
+                name = response.name or "?"
+                html_parts.append(f'<div class="agy-message">{tool_html(name, "result", None, response.response)}</div>')
+                plain.append(tool_line(name, "result", None, response.response))
+            continue
         elif message.role == "user":
-            out.append(f"---\n**You** · turn {message.turn} {marks}\n\n{quote(safe_markdown(message.text) or '[non-text content]')}")
+            who, css = f"You · turn {message.turn}", "agy-message agy-you"
         else:
-            calls = "".join(f"\n\n> 🔧 **{escape_inline(c.name or '')}**"
-                            f"(`{json.dumps(c.args, ensure_ascii=False, default=str).replace('`', '')}`)"
-                            for c in message.function_calls)
-            out.append(f"**Agent** {marks}\n\n{safe_markdown(message.text)}{calls}")
-    return "\n\n".join(out)
+            who, css = "Agent", "agy-message"
+        text = message.text or ("" if message.function_calls else "[non-text content]")
+        body = f'<div class="agy-md">{markdown_html(text)}</div>' if text else ""
+        calls = "".join(tool_html(c.name or "?", "call", c.args or {}) for c in message.function_calls)
+        html_parts.append(f'<div class="{css}"><div class="agy-header"><span class="agy-agent">{escape_inline(who)}'
+                          f'</span>{mark_html}</div>{body}{calls}</div>')
+        plain.append(f"{who}{mark_text}:" + (f"\n{text}" if text else ""))
+        plain += [tool_line(c.name or "?", "call", c.args or {}) for c in message.function_calls]
+    return {"text/html": static_html("".join(html_parts), "agy-history"), "text/plain": "\n\n".join(plain)}

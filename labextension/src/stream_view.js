@@ -106,7 +106,7 @@ function render({ model, el }) {
     if (msg.reset) reset();
     for (const op of msg.ops || []) {
       if (op[0] === "status") setStatus(op[1] || {});
-      else transcript.apply(op);
+      transcript.apply(op); // status ops draw nothing there; its model records them
     }
   }
 

@@ -23,6 +23,79 @@ function jsonBlock(label, value, className) {
   return h("details", { className: "agy-json-block" }, h("summary", {}, `${label} (${lines} lines)`), pre);
 }
 
+/**
+ * The call a result answers: the call with the same non-null id; else the first unanswered call of
+ * that name (the Gemini API often sends no ids); else none, and the result gets a block of its own.
+ * A result is never attached to a call of another name. Python's Transcript._tool applies the same rule.
+ */
+export function matchCall(calls, id, name) {
+  return (
+    (id != null && calls.find((c) => c.id === id)) ||
+    calls.find((c) => !c.answered && c.name === name) ||
+    null
+  );
+}
+
+/**
+ * The reply as data, built from the same ops as the DOM, with no DOM: toJSON() gives the transcript
+ * JSON (version 2) that Python's Transcript.to_json() gives for the same events. The shared fixtures
+ * in tests/fixtures/transcripts pin that.
+ */
+export class TranscriptModel {
+  constructor({ agent = "", model = "", usage = "" } = {}) {
+    this.agent = agent;
+    this.model = model;
+    this.usage = usage;
+    this.status = "thinking";
+    this.thoughts = "";
+    this.blocks = []; // { type: "text", text } | { type: "tool", id, name, args, status, result, answered }
+    this.error = null;
+  }
+
+  apply([kind, payload]) {
+    if (kind === "text") {
+      const last = this.blocks[this.blocks.length - 1];
+      if (last?.type === "text") last.text += String(payload);
+      else this.blocks.push({ type: "text", text: String(payload) });
+    } else if (kind === "thought") {
+      this.thoughts += String(payload);
+    } else if (kind === "tool_call") {
+      const { id = null, name, args } = payload || {};
+      this.blocks.push({ type: "tool", id, name, args: args ?? {}, status: "pending", result: null, answered: false });
+    } else if (kind === "tool_result") {
+      const { id = null, name, status = "ok", result } = payload || {};
+      const tools = this.blocks.filter((b) => b.type === "tool");
+      let call = matchCall(tools, id, name);
+      if (!call) {
+        call = { type: "tool", id, name, args: {}, answered: false };
+        this.blocks.push(call);
+      }
+      Object.assign(call, { status, result: result ?? null, answered: true });
+    } else if (kind === "status") {
+      this.status = payload?.status ?? this.status;
+    } else if (kind === "error") {
+      this.error = { message: String(payload?.message ?? ""), hint: String(payload?.hint ?? "") };
+    }
+  }
+
+  toJSON() {
+    return {
+      version: 2,
+      agent: this.agent,
+      model: this.model,
+      status: this.status,
+      thoughts: this.thoughts,
+      blocks: this.blocks.map((b) =>
+        b.type === "text"
+          ? { type: "text", text: b.text }
+          : { type: "tool", id: b.id, name: b.name, args: b.args, status: b.status, result: b.result },
+      ),
+      error: this.error,
+      usage: this.usage,
+    };
+  }
+}
+
 /** A growing text shown as plain text (textContent, never HTML), with MarkdownBlock's interface. */
 export class PlainBlock {
   constructor(el) {
@@ -62,6 +135,7 @@ export class Transcript {
     this.dirty = new Set();
     this.blocks = []; // every text and thought block, in order
     this.calls = []; // [{ id, name, el }] in order
+    this.model = new TranscriptModel({ agent: this.model?.agent, model: this.model?.model });
   }
 
   /** Render text blocks with `Block` from now on, and re-render the existing ones with it. */
@@ -87,6 +161,7 @@ export class Transcript {
   }
 
   apply(op) {
+    this.model.apply(op);
     const [kind, payload] = op;
     if (kind === "text") this.appendText(payload);
     else if (kind === "thought") this.appendThought(payload);
@@ -129,15 +204,9 @@ export class Transcript {
     this.calls.push({ id, name, el, status, answered: false });
   }
 
-  /** Match by id; calls without ids (the Gemini API often sends none) match the first open call of that name. */
+  /** The call a result answers (see matchCall). */
   findCall(id, name) {
-    const open = this.calls.filter((c) => !c.answered);
-    return (
-      (id != null && this.calls.find((c) => c.id === id)) ||
-      open.find((c) => c.name === name) ||
-      open[0] ||
-      null
-    );
+    return matchCall(this.calls, id, name);
   }
 
   addResult({ id, name, status = "ok", result }) {
