@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,13 @@ def test_shared_fixture_gives_the_same_ops_and_transcript(path):
     transcript, ops = replay(fixture)
     assert ops == fixture["ops"]
     assert transcript.to_json() == fixture["transcript"]
-    assert json.loads(json.dumps(transcript.static_bundle()[TRANSCRIPT_MIME])) == fixture["transcript"]
+    saved = json.loads(json.dumps(transcript.static_bundle()[TRANSCRIPT_MIME]))
+    expected = fixture["transcript"]
+    assert saved["text_in"] == "text/html" and saved["thoughts"] == len(expected["thoughts"])
+    assert saved["blocks"] == [{"type": "text", "chars": len(b["text"])} if b["type"] == "text" else b
+                               for b in expected["blocks"]]
+    assert {k: v for k, v in saved.items() if k not in ("blocks", "thoughts", "text_in")} == {
+        k: v for k, v in expected.items() if k not in ("blocks", "thoughts")}
 
 
 def test_parallel_calls_without_ids_are_answered_in_order():
@@ -85,6 +92,11 @@ def test_static_bundle_is_html_plain_text_and_the_json_transcript():
     bundle = transcript.static_bundle()
     assert set(bundle) == {"text/html", "text/plain", TRANSCRIPT_MIME}
     assert bundle["text/html"].count(long_text.strip()) == 1
+    assert long_text.strip() not in json.dumps(bundle[TRANSCRIPT_MIME])  # the text is saved once, in the HTML
+    assert bundle[TRANSCRIPT_MIME]["blocks"][0] == {"type": "text", "chars": len(long_text)}
+    # block i of the JSON is the i-th text or tool element under the HTML copy's root
+    order = re.findall(r'<div class="agy-(?:md agy-)?(text|tool)[ "]', bundle["text/html"])
+    assert order == ["text", "tool"]
     assert bundle[TRANSCRIPT_MIME]["blocks"][1] == {"type": "tool", "id": "c1", "name": "add", "args": {"a": 1},
                                                     "status": "denied", "result": {"error": "no"}}
     plain = bundle["text/plain"].splitlines()

@@ -19,7 +19,7 @@ from .safe_html import escape, escape_inline, markdown_html, static_html
 
 TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
 TRANSCRIPT_VERSION = 2
-PLAIN_PREVIEW_CHARS = 1000  # text/plain is a preview: the full text is in the HTML and the JSON already
+PLAIN_PREVIEW_CHARS = 1000  # text/plain is a preview: the full text is in the HTML already
 PLAIN_TOOL_CHARS = 160  # one line per tool call in text/plain
 LONG_JSON_LINES, LONG_JSON_CHARS = 12, 1200  # longer arguments / results start collapsed (as in the widget)
 HTML_JSON_CHARS = 20_000  # a tool result longer than this is cut in the HTML (the JSON transcript has it all)
@@ -171,9 +171,23 @@ class Transcript:
         lines.append(f"[{' · '.join(p for p in (self.agent, self.model, self.status, self.usage_line) if p)}]")
         return "\n".join(line for line in lines if line)
 
+    def static_json(self) -> dict[str, Any]:
+        """to_json() without the reply's prose, which the static copy keeps once, in its text/html.
+
+        Holding the text twice (HTML and JSON) cost 1 byte per byte of text in every saved reply
+        (64 KB reply: 2.8 -> 4.0 iopub bytes per text byte). The text blocks keep their place and length;
+        block i is the i-th `.agy-text` / `.agy-tool` child of the HTML copy's root, in the same order.
+        """
+        data = self.to_json()
+        data["text_in"] = "text/html"
+        data["thoughts"] = len(self.thoughts)
+        data["blocks"] = [{"type": "text", "chars": len(b["text"])} if b["type"] == "text" else b
+                          for b in data["blocks"]]
+        return data
+
     def static_bundle(self) -> dict[str, Any]:
         """text/html + text/plain + the JSON transcript: what a saved notebook shows without a kernel."""
-        return {"text/html": self.to_html(), "text/plain": self.to_plain(), TRANSCRIPT_MIME: self.to_json()}
+        return {"text/html": self.to_html(), "text/plain": self.to_plain(), TRANSCRIPT_MIME: self.static_json()}
 
 
 def _pretty(value: Any) -> str:
