@@ -181,3 +181,34 @@ def test_dataframe_prompts_and_results_are_summarised_off_the_runtime_thread(fak
     assert "50 rows" in fake.requests[0].contents[0]["parts"][1]["text"]
     assert "100 rows" in fake.requests[1].function_response("c1")["result"]
     assert len(SUMMARISED_ON) == 2 and runtime.thread not in SUMMARISED_ON
+
+
+def test_a_call_that_times_out_waiting_for_a_busy_thread_says_so(fake):
+    runtime = Runtime(RuntimeConfig(chat_timeout=20, shutdown_timeout=5, tool_threads=1), quota=QuotaRegistry())
+    release, started = threading.Event(), threading.Event()
+
+    def busy() -> str:
+        started.set()
+        release.wait(WAIT)
+        return "done"
+
+    def quick() -> str:
+        return "never ran"
+
+    try:
+        holder = agy.Agent("holder", runtime=runtime, tools=[busy], policies=[agy.allow_all()], tool_timeout=WAIT)
+        waiter = agy.Agent("waiter", runtime=runtime, tools=[quick], policies=[agy.allow_all()], tool_timeout=0.2)
+        fake.enqueue(Reply.function_call("busy", {}, id="c1"))
+        holding = holder.stream("hold the thread")
+        assert started.wait(WAIT)
+        fake.enqueue(Reply.function_call("quick", {}, id="c2"), Reply.text("waited"), Reply.text("held"))
+        waiter.chat("go")
+        error = fake.requests[2].function_response("c2")["error"]
+        assert error == ("tool 'quick': timed out after 0.2 s waiting for a free tool thread "
+                         "(1 of 1 busy, 0 of them stuck)")
+        assert waiter.runtime.describe(waiter.id)["stuck_calls"] == []  # it never ran, so it holds nothing
+        release.set()
+        assert holding.result(WAIT).text == "held"
+    finally:
+        release.set()
+        runtime.shutdown()
