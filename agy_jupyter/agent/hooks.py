@@ -7,7 +7,8 @@
 A hook that raises is logged and skipped: a broken hook must not break the conversation.
 post_turn is part of the turn: it runs for a turn that completed, before the reply is delivered and
 the agent is idle, so it never overlaps the next turn and cancelling the turn stops it.
-Sync hooks run on a worker thread (`offload`), so a slow one never stalls the runtime loop.
+Sync hooks run on a worker thread (`offload`), so a slow one never stalls the runtime loop; a thread
+cannot be stopped, so a sync hook cut short by a cancel finishes on its thread unobserved.
 """
 from __future__ import annotations
 

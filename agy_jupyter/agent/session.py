@@ -347,7 +347,7 @@ class GeminiSession:
         self.messages.insert(boundary, summary)
         self._compactions.append(boundary)
         await self._run_hooks("on_compaction", {"index": boundary, "messages_summarised": len(older),
-                                                      "tokens_before": last.total_tokens})
+                                                "tokens_before": last.total_tokens})
 
     # -- inbox and idleness ----------------------------------------------------------------------
 
