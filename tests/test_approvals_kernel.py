@@ -28,14 +28,15 @@ def server():
 def kernel(server):
     k = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "30"})
     k.frontend = FrontEnd(k)
-    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 3.0")
+    # generous: on a loaded machine a late "rendered" message would let the approval be decided by policy
+    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 15.0")
     k.run(TOOL_CODE)
     yield k
     k.shutdown()
 
 
 def answer_next_approval(kernel, before: int, decision: dict) -> None:
-    comm = kernel.frontend.wait_for("ApprovalView", count=before + 1)
+    comm = kernel.frontend.wait_for("ApprovalView", count=before + 1, timeout=30)
     kernel.send_comm(comm, {"type": "decision", "reason": "", **decision})
 
 
