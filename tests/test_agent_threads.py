@@ -84,7 +84,7 @@ def test_when_every_tool_thread_is_stuck_a_new_call_fails_at_once_and_the_model_
         assert response.text == "the model still answers"
         stuck = agent.runtime.describe(agent.id)["stuck_calls"]
         assert [call["tool"] for call in stuck] == ["hang", "hang"]
-        assert all(call["seconds"] >= 0.3 for call in stuck)
+        assert all(isinstance(call["seconds"], float) and call["seconds"] > 0 for call in stuck)
     finally:
         release.set()
     # once the functions return, their threads are free again
