@@ -137,8 +137,10 @@ def test_always_allow_stops_asking_for_that_tool(fake, make_agent):
     fake.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("2"),
                  Reply.function_call("add", {"a": 2, "b": 2}, id="c2"), Reply.text("4"))
     agent.chat("1+1")
-    agent.chat("2+2")
+    second = agent.chat("2+2")
     assert len(asked) == 1
+    assert [(c.id, c.status, c.decided_by) for c in second.tool_calls] == [("c2", "ok", "policy")]
+    assert fake.requests[3].function_response("c2") == {"result": 4}  # the second call ran
 
 
 def test_ask_without_a_handler_denies_and_says_how_to_allow(fake, make_agent):
@@ -324,12 +326,54 @@ def test_hooks_see_each_turn(fake, make_agent):
     agent = make_agent(hooks=agy.Hooks(pre_turn=[lambda parts: seen.append(("pre", parts[0].text))],
                                        post_turn=[lambda response: seen.append(("post", response.text))]))
     fake.enqueue(Reply.text("hello"))
-    agent.chat("hi")
-    agent.wait_for_idle()
-    deadline = time.monotonic() + 2
-    while len(seen) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    agent.chat("hi")  # post_turn is part of the turn: it has run when the reply is delivered
     assert seen == [("pre", "hi"), ("post", "hello")]
+
+
+def test_post_turn_runs_before_idle_and_the_next_turn_waits_for_it(fake, make_agent):
+    in_hook, release = threading.Event(), threading.Event()
+    finished = []
+
+    def post_turn(response):
+        in_hook.set()
+        release.wait(10)
+        finished.append(response.text)
+
+    agent = make_agent(hooks=agy.Hooks(post_turn=[post_turn]))
+    fake.enqueue(Reply.text("hello"), Reply.text("next"))
+    stream = agent.stream("hi")
+    try:
+        assert in_hook.wait(10)
+        assert not agent.is_idle() and not stream.done()
+        with pytest.raises(agy.AgentBusy):  # no overlap with the next turn
+            agent.stream("too soon")
+    finally:
+        release.set()
+    agent.wait_for_idle()
+    assert finished == ["hello"] and stream.done()
+    assert agent.chat("later").text == "next"
+
+
+def test_cancelling_the_turn_stops_its_post_turn_hook(fake, make_agent):
+    entered = threading.Event()
+    outcome = []
+
+    async def post_turn(response):
+        entered.set()
+        try:
+            await asyncio.sleep(30)
+            outcome.append("slept")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    agent = make_agent(hooks=agy.Hooks(post_turn=[post_turn]))
+    fake.enqueue(Reply.text("done"))
+    stream = agent.stream("hi")
+    assert entered.wait(10)
+    agent.cancel()
+    assert outcome == ["cancelled"] and agent.is_idle()
+    assert stream.result(5).text == "done"  # the reply itself was complete
 
 
 def test_a_second_chat_while_busy_is_refused_clearly(fake, make_agent):

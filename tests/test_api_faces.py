@@ -181,7 +181,7 @@ def test_agent_aio_chat_returns_the_reply_like_agent_chat(make_agent, fake):
 # -- type checkers see both faces --------------------------------------------------------------------
 
 def test_a_type_checker_sees_both_faces(tmp_path):
-    mypy = pytest.importorskip("mypy.api")
+    # mypy is in the `test` extra: no skip, a missing checker fails the test
     source = tmp_path / "uses_the_api.py"
     source.write_text(textwrap.dedent("""
         import agy_jupyter as agy

@@ -1,4 +1,5 @@
 """Tests for agy_jupyter.agent.content: blobs, mime sniffing, DataFrame summaries, prompt parts."""
+import base64
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from agy_jupyter.agent.content import (
     image,
     is_dataframe,
     prompt_preview,
+    quick_parts,
     sniff_mime_type,
     to_parts,
 )
@@ -205,6 +207,16 @@ def test_mixed_list_keeps_order_and_drops_blank_text(big_df):
     assert parts[3].inline_data.mime_type == "application/pdf"
 
 
+def test_quick_parts_converts_light_prompts_and_leaves_heavy_ones_for_a_worker_thread(big_df, fake_pil):
+    assert quick_parts(["Describe:", image(PNG)]) == to_parts(["Describe:", image(PNG)])
+    assert quick_parts(["Describe:", big_df]) is None
+    assert quick_parts(_FakePILImage()) is None
+    with pytest.raises(ConfigError, match="unsupported prompt content of type int"):
+        quick_parts([big_df, 42])  # a mistake is still reported at once, heavy content or not
+    with pytest.raises(ConfigError, match="the prompt is empty"):
+        quick_parts(["  "])
+
+
 @pytest.mark.parametrize("prompt", ["", "   \n", [], (), ["", " "], None])
 def test_empty_prompt(prompt):
     with pytest.raises(ConfigError, match="the prompt is empty"):
@@ -257,9 +269,13 @@ def test_pil_like_object_without_pil_is_unsupported(monkeypatch):
         to_parts(_FakePILImage())
 
 
-def test_parts_accepted_by_sdk_content():
+def test_parts_accepted_by_sdk_content_and_serialised_as_sent():
     content = types.Content(role="user", parts=to_parts(["hi", image(PNG)]))
-    assert len(content.parts) == 2
+    sent = content.model_dump(mode="json", exclude_none=True)
+    assert sent["role"] == "user"
+    assert sent["parts"][0] == {"text": "hi"}
+    assert sent["parts"][1]["inline_data"]["mime_type"] == "image/png"
+    assert base64.b64decode(sent["parts"][1]["inline_data"]["data"]) == PNG
 
 
 # --- prompt_preview -----------------------------------------------------------------------

@@ -632,7 +632,14 @@ def test_cli_subprocess(tmp_path):
 def test_port_is_free_after_stop():
     fake = FakeGemini().start()
     port = fake.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # listening while running
     fake.stop()
+    assert not fake.running
+    with pytest.raises(ConnectionRefusedError):  # nobody listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
+        sock.bind(("127.0.0.1", port))  # and the port can be taken again
+        sock.listen()
+        assert sock.getsockname() == ("127.0.0.1", port)

@@ -229,6 +229,7 @@ def test_config_defaults(clean_env):
     assert config.shutdown_timeout == 10
     assert config.inter_agent_delay == 0.5
     assert config.inbox_capacity == 32
+    assert config.tool_threads == 8
 
 
 def test_config_operation_timeout_derives_from_a_custom_chat_timeout(clean_env):
@@ -238,11 +239,12 @@ def test_config_operation_timeout_derives_from_a_custom_chat_timeout(clean_env):
 
 def test_config_json_round_trip_is_exact(clean_env):
     config = RuntimeConfig(channel_capacity=16, chat_timeout=60.25, operation_timeout=10.1, shutdown_timeout=5,
-                           inter_agent_delay=0.1, inbox_capacity=3)
+                           inter_agent_delay=0.1, inbox_capacity=3, tool_threads=3)
     again = RuntimeConfig.model_validate_json(config.model_dump_json())
     assert again == config
     assert again.model_dump() == {"channel_capacity": 16, "chat_timeout": 60.25, "operation_timeout": 10.1,
-                                  "shutdown_timeout": 5, "inter_agent_delay": 0.1, "inbox_capacity": 3}
+                                  "shutdown_timeout": 5, "inter_agent_delay": 0.1, "inbox_capacity": 3,
+                                  "tool_threads": 3}
     default = RuntimeConfig()
     assert RuntimeConfig.model_validate_json(default.model_dump_json()) == default
 

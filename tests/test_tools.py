@@ -4,6 +4,7 @@ import dataclasses
 import datetime
 import enum
 import functools
+import json
 import math
 from typing import Annotated, Any, Literal, Optional
 
@@ -597,10 +598,22 @@ def test_result_numpy_scalar_dataclass_and_other():
     assert "truncated" in text
 
 
-def test_results_are_accepted_by_function_response():
-    for value in [{"a": 1}, Result(ok=True, when=datetime.date(2024, 1, 1)), "s", [1], object(), pd.Series([1, 2])]:
+def test_results_are_accepted_by_function_response_and_survive_the_wire():
+    thing = object()
+    cases = [
+        ({"a": 1}, {"a": 1}),
+        (Result(ok=True, when=datetime.date(2024, 1, 1)), {"ok": True, "when": "2024-01-01", "score": 1.0}),
+        ("s", {"result": "s"}),
+        ([1], {"result": [1]}),
+        (thing, {"result": repr(thing)}),
+    ]
+    for value, expected in cases:
         response = types.FunctionResponse(name="t", response=result_to_response(value))
-        assert isinstance(response.response, dict)
+        assert response.response == expected
+        # what the SDK sends is JSON that reads back as the same dict
+        assert json.loads(response.model_dump_json(exclude_none=True))["response"] == expected
+    series = types.FunctionResponse(name="t", response=result_to_response(pd.Series([1, 2])))
+    assert series.response["result"].startswith("Series: 2 rows, dtype: int64")
 
 
 # --- SDK types ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pydantic
@@ -20,6 +21,8 @@ SAFETY_FINISH_REASONS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", 
                                    "IMAGE_SAFETY"})
 MAX_TOKENS_FINISH = "MAX_TOKENS"
 RETRYABLE_SERVER_CODES = frozenset({500, 502, 503, 504})
+
+log = logging.getLogger(__name__)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -76,7 +79,10 @@ def api_error_message(exc: genai_errors.APIError) -> str:
 
 def classify_exception(exc: BaseException, *, operation: str = "model call", partial_text: str = "",
                        timeout: float | None = None) -> AgyError:
-    """A typed error for an exception raised while talking to the backend."""
+    """A typed error for an exception raised while talking to the backend.
+
+    `timeout`: the limit that ran out, for a TimeoutError; without it the message gives no number.
+    """
     if isinstance(exc, AgyError):
         return exc
     if isinstance(exc, genai_errors.APIError):
@@ -85,7 +91,10 @@ def classify_exception(exc: BaseException, *, operation: str = "model call", par
             return QuotaExhausted(f"rate limited: {api_error_message(exc)}")
         return BackendError(code, f"{exc.status or 'error'}: {api_error_message(exc)}", partial_text=partial_text)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return Timeout(operation, timeout or 0.0)
+        if timeout is None:
+            detail = f": {exc}" if str(exc) else ""
+            return Timeout(operation, 0.0, f"{operation} timed out{detail}")
+        return Timeout(operation, timeout)
     if isinstance(exc, TRANSPORT_ERRORS):
         where = "mid-stream" if partial_text else "before the reply"
         return BackendError(None, f"connection to the model failed {where}: {exc!r}", partial_text=partial_text)
@@ -103,8 +112,13 @@ def is_rate_limit(exc: BaseException) -> bool:
 
 
 def response_headers(exc: genai_errors.APIError) -> dict[str, str]:
+    """The HTTP headers of the failed response (for Retry-After), or {} when it carries none."""
     headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return {}
     try:
-        return dict(headers.items()) if headers is not None else {}
-    except Exception:
+        return {str(name): str(value) for name, value in headers.items()}
+    except (AttributeError, TypeError, ValueError) as error:  # not a mapping: say so, wait by the body alone
+        log.warning("agy: cannot read the headers of a %s response (%r); Retry-After is ignored",
+                    exc.code, error)
         return {}

@@ -13,7 +13,7 @@ from google.genai import types
 
 from agy_jupyter.runtime.errors import ConfigError
 
-__all__ = ["Blob", "image", "file", "dataframe_summary", "is_dataframe", "to_parts", "prompt_preview"]
+__all__ = ["Blob", "image", "file", "dataframe_summary", "is_dataframe", "to_parts", "quick_parts", "prompt_preview"]
 
 # Magic bytes for the formats people paste most often; checked in order.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -170,8 +170,13 @@ def _flatten(prompt: Any) -> list[Any]:
     return [] if prompt is None else [prompt]
 
 
-def _to_part(item: Any) -> types.Part | None:
-    """One prompt item as a Part; None for whitespace-only text (dropped)."""
+_HEAVY = object()  # stands for an item whose conversion is real work (see quick_parts)
+
+
+def _to_part(item: Any, *, defer_heavy: bool = False) -> Any:
+    """One prompt item as a Part; None for whitespace-only text (dropped); _HEAVY when deferred."""
+    if defer_heavy and (is_dataframe(item) or _is_pil_image(item)):
+        return _HEAVY
     if isinstance(item, str):
         return types.Part(text=item) if item.strip() else None
     if isinstance(item, types.Part):
@@ -194,6 +199,18 @@ def to_parts(prompt: Any) -> list[types.Part]:
     if not parts:
         raise ConfigError("the prompt is empty")
     return parts
+
+
+def quick_parts(prompt: Any) -> list[types.Part] | None:
+    """`to_parts(prompt)` when that is cheap; None when it is real work (summarising a DataFrame,
+    encoding an image), which belongs on a worker thread, not an event loop.
+
+    Either way a prompt that to_parts would refuse raises ConfigError here, at once.
+    """
+    parts = [p for p in (_to_part(item, defer_heavy=True) for item in _flatten(prompt)) if p is not None]
+    if not parts:
+        raise ConfigError("the prompt is empty")
+    return None if any(p is _HEAVY for p in parts) else parts
 
 
 def _size(n: int) -> str:

@@ -1,7 +1,6 @@
 """Tool-call policies: allow, deny or ask the user, per tool; and the approval a user gives."""
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Awaitable, Callable, Union
@@ -82,7 +81,11 @@ class ApprovalRequest:
 
 @dataclass(frozen=True)
 class Approval:
-    """The user's answer. `reason` goes back to the model on a deny; `always` adds an allow rule."""
+    """The user's answer. `reason` goes back to the model on a deny.
+
+    `always` only widens an approval: approved and always adds an allow rule for this agent's later
+    calls of the tool; on a deny it is ignored (the next call asks again).
+    """
 
     approved: bool
     reason: str | None = None
@@ -92,11 +95,11 @@ class Approval:
 ApprovalHandler = Callable[[ApprovalRequest], Union[Approval, bool, Awaitable[Union[Approval, bool]]]]
 
 
-async def ask(handler: ApprovalHandler, request: ApprovalRequest) -> Approval:
-    """Call a sync or async approval handler and normalise its answer."""
-    answer = handler(request)
-    if inspect.isawaitable(answer):
-        answer = await answer
+async def ask(handler: ApprovalHandler, request: ApprovalRequest,
+              offload: Callable[..., Awaitable[Any]]) -> Approval:
+    """Call a sync or async approval handler through `offload` (a sync one on a worker thread) and
+    normalise its answer."""
+    answer = await offload(handler, request)
     if isinstance(answer, Approval):
         return answer
     if isinstance(answer, bool):

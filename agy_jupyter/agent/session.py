@@ -3,7 +3,8 @@
 A turn is its own asyncio Task: cancelling it closes the HTTP stream at once (a `break` would leave
 the socket open until the server finished). Whatever stops a turn (cancel, timeout, error), the
 history is repaired before the stream reports the end: partial model output is kept and marked, and
-every function call gets a response, so the next turn is always valid.
+every function call gets a response, so the next turn is always valid. post_turn hooks run inside the
+turn, before its reply is delivered: the agent is idle only after them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from google.genai import types
 
-from ..runtime.errors import AgentBusy, AgyError, InboxFull, QuotaExhausted, RuntimeClosed, Timeout
+from ..runtime.errors import AgentBusy, AgyError, InboxFull, PolicyDenied, QuotaExhausted, RuntimeClosed
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
@@ -23,13 +24,14 @@ from .backend import GeminiBackend, resolve_credentials
 from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_rate_limit,
                        is_retryable_server_error, response_headers)
 from .config import AgentConfig
-from .content import to_parts
+from .content import quick_parts, to_parts
 from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
 from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, merge_same_role,
                       unanswered_calls)
 from .policies import PolicySet
-from .tool_calls import ToolCaller
-from .turn import PartMerger, Turn
+from .tool_calls import DENIED_PREFIX, ToolCaller
+from .turn import PartMerger, Turn, response_from_history
+from .worker_threads import RESOURCE_KEY as WORKER_THREADS, WorkerThreads
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,12 @@ class GeminiSession:
         api_key = config.api_key.get_secret_value() if config.api_key else None
         self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
-        self.policies = PolicySet(config.policies, config.default_policy)
+        self.policies = PolicySet(config.policies, config.default_policy)  # this agent's own copy
+        # one set of worker threads per runtime, shared by its agents, closed with the runtime
+        self.threads: WorkerThreads = services.resources.get(
+            WORKER_THREADS, lambda: WorkerThreads(services.config.tool_threads))
         self.tool_caller = ToolCaller(self.name, {t.name: t for t in config.all_tools()}, self.policies,
-                                      config.hooks, config.tool_timeout, config.approval_handler)
+                                      config.hooks, config.tool_timeout, config.approval_handler, self.threads)
         self.messages: list[Message] = []
         self._turn: Turn | None = None  # the running turn
         self._backend: GeminiBackend | None = None
@@ -95,55 +100,73 @@ class GeminiSession:
 
     # -- turns -----------------------------------------------------------------------------------
 
-    def start_turn(self, prompt: Any, *, approval_handler: Any = None) -> ChatStream:
+    def start_turn(self, prompt: Any, *, approval_handler: Any = None, raise_on_deny: bool = False) -> ChatStream:
+        """Start a turn. `raise_on_deny`: a denied tool call ends the turn with PolicyDenied instead of
+        telling the model."""
         if self._closed:
             error = RuntimeClosed(f"agent {self.name!r} was shut down", cause="shutdown_agent")
             error.hint = "its history is still readable; create a new agent to go on talking"
             raise error
         if self._turn_task is not None:
             raise AgentBusy(f"agent {self.name!r} is already answering")
-        parts = to_parts(prompt)
+        parts = quick_parts(prompt)  # a bad prompt raises here; a heavy one is converted off the loop
         self._turns += 1
         stream = ChatStream(self.loop, label=f"chat with {self.name}")
-        turn = self._turn = Turn(self._turns, stream, approval_handler)
-        self._turn_task = self.loop.create_task(self._run_turn(parts, turn), name=f"agy-turn-{self.name}")
+        turn = self._turn = Turn(self._turns, stream, approval_handler, raise_on_deny=raise_on_deny)
+        self._turn_task = self.loop.create_task(self._run_turn(prompt, parts, turn), name=f"agy-turn-{self.name}")
         stream.attach_task(self._turn_task)
         self._idle.clear()
         return stream
 
-    async def _run_turn(self, parts: list[types.Part], turn: Turn) -> None:
+    async def _run_turn(self, prompt: Any, parts: list[types.Part] | None, turn: Turn) -> None:
         stream = turn.stream
-        self.messages.append(Message(role="user", parts=parts, kind="prompt", turn=turn.index))
         limit = self.services.config.chat_timeout
+        scope = asyncio.timeout(limit)
+        response: ChatResponse | None = None  # set once the reply is complete; post_turn runs after
         try:
-            try:
-                async with asyncio.timeout(limit):
-                    await self.config.hooks.run("pre_turn", parts)
-                    await self._converse(turn)
-                    await self._maybe_compact(turn)
-            except TimeoutError:
-                raise Timeout("chat", limit) from None
+            async with scope:
+                if parts is None:
+                    parts = await self.threads.call(to_parts, prompt)
+                self.messages.append(Message(role="user", parts=parts, kind="prompt", turn=turn.index))
+                await self._run_hooks("pre_turn", parts)
+                await self._converse(turn)
+                await self._maybe_compact(turn)
+                response = self._end_turn(turn, "complete")
+                await self._run_hooks("post_turn", response)
         except asyncio.CancelledError:
-            response = self._end_turn(turn, "cancelled")
-            turn.set_status("cancelled")
+            if response is None:
+                response = self._end_turn(turn, "cancelled")
+                turn.set_status("cancelled")
+            else:  # the reply was complete: only its post_turn hooks were cut short
+                log.info("agy: %r was cancelled during its post_turn hooks", self.name)
+                turn.set_status("done")
             stream.emit(TurnFinished(response))
             stream.finish(response)
         except Exception as exc:
-            error = classify_exception(exc, partial_text=turn.partial_text)
-            self._last_error = f"{type(error).__name__}: {error}"
-            self._end_turn(turn, "error")
-            turn.set_status("error", str(error))
-            stream.fail(error)
+            if response is not None and scope.expired():  # the hooks ran out the chat time, not the reply
+                log.warning("agy: post_turn hooks of %r were stopped by the chat timeout (%g s)", self.name, limit)
+                turn.set_status("done")
+                stream.emit(TurnFinished(response))
+                stream.finish(response)
+            else:
+                ours = scope.expired()  # else a TimeoutError from inside, whose limit we do not know
+                error = classify_exception(exc, operation="chat" if ours else "model call",
+                                           partial_text=turn.partial_text, timeout=limit if ours else None)
+                self._last_error = f"{type(error).__name__}: {error}"
+                if response is None:
+                    self._end_turn(turn, "error")
+                turn.set_status("error", str(error))
+                stream.fail(error)
         else:
-            response = self._end_turn(turn, "complete")
             turn.set_status("done")
             stream.emit(TurnFinished(response))
             stream.finish(response)
         finally:
             self._turn_task = self._turn = None
             self._settle_idle()
-        if stream.done() and stream.error() is None:
-            await self.config.hooks.run("post_turn", stream.result(timeout=0))
+
+    async def _run_hooks(self, point: str, *args: Any) -> list[Any]:
+        return await self.config.hooks.run(point, *args, offload=self.threads.call)
 
     async def _converse(self, turn: Turn) -> None:
         calls_left = self.config.max_tool_calls
@@ -160,6 +183,12 @@ class GeminiSession:
                 if calls_left > 0 and allow_calls:
                     calls_left -= 1
                     results.parts.append(await self.tool_caller.run(call, turn))
+                    record = turn.tool_calls[-1]
+                    if turn.raise_on_deny and record.status == "denied":  # the caller asked to hear of it
+                        reason = (record.result or {}).get("error", "").removeprefix(DENIED_PREFIX)
+                        error = PolicyDenied(record.name, reason or "denied")
+                        error.hint = f"allow it with policies=[allow({record.name!r})] or an approval handler"
+                        raise error
                 else:
                     results.parts.append(self.tool_caller.refuse(turn, call, (
                         f"tool-call limit of {self.config.max_tool_calls} per turn reached; answer with what you have")))
@@ -267,7 +296,7 @@ class GeminiSession:
             for message in this_turn:
                 if message.role == "model" or message.kind == "tool_results":
                     message.status = status
-            if not model_output:  # nothing was answered: keep the prompt in the transcript only
+            if not model_output and this_turn:  # nothing was answered: keep the prompt in the transcript only
                 this_turn[0].status = status
                 this_turn[0].excluded = True
         self._last_turn_usage = turn.usage
@@ -318,8 +347,8 @@ class GeminiSession:
                           parts=[types.Part(text=f"Summary of the earlier conversation:\n{reply.text or ''}")])
         self.messages.insert(boundary, summary)
         self._compactions.append(boundary)
-        await self.config.hooks.run("on_compaction", {"index": boundary, "messages_summarised": len(older),
-                                                      "tokens_before": last.total_tokens})
+        await self._run_hooks("on_compaction", {"index": boundary, "messages_summarised": len(older),
+                                                "tokens_before": last.total_tokens})
 
     # -- inbox and idleness ----------------------------------------------------------------------
 
@@ -405,11 +434,13 @@ class GeminiSession:
         self._last_turn = None
 
     def describe(self) -> dict[str, Any]:
-        """State for listings: what it is doing, turns, tokens, the context size, the last error."""
+        """State for listings: what it is doing, turns, tokens, the context size, the last error, and
+        its sync tool calls that timed out but still hold a thread ("stuck_calls": [{tool, seconds}])."""
         last = next((m.usage for m in reversed(self.messages) if m.role == "model" and m.usage), None)
         return {"name": self.name, "model": self.config.model, "state": self.state, "turns": self._turns,
                 "tokens": self._total_usage.total_tokens, "context_tokens": last.total_tokens if last else 0,
-                "last_error": self._last_error, "backend": self.credentials.describe()}
+                "last_error": self._last_error, "backend": self.credentials.describe(),
+                "stuck_calls": self.tool_caller.stuck_calls()}
 
     def import_history(self, messages: list[dict[str, Any]]) -> None:
         """Replace the history with saved messages (from %agent save); they are validated first."""
@@ -417,9 +448,15 @@ class GeminiSession:
             raise AgentBusy(f"agent {self.name!r} is answering; load its history when it is idle")
         # through JSON, so bytes (thought signatures) are read back from base64 as they were saved
         loaded = [Message.model_validate_json(json.dumps(m)) for m in messages]
+        # everything derived from the old history is derived again from the loaded one
         self.messages = loaded
         self._turns = max((m.turn for m in loaded), default=0)
         self._last_response = next((m.text for m in reversed(loaded) if m.role == "model" and m.text), None)
+        self._compactions = [i for i, m in enumerate(loaded) if m.kind == "summary"]
+        self._total_usage = sum((m.usage for m in loaded if m.usage), Usage())
+        self._last_turn = response_from_history(self.name, loaded)
+        self._last_turn_usage = self._last_turn.usage if self._last_turn else Usage()
+        self._last_error = None
 
     def compaction_indices(self) -> list[int]:
         return list(self._compactions)
@@ -451,9 +488,11 @@ class GeminiSession:
         self._settle_idle()
 
     def snapshot(self) -> dict[str, Any]:
+        """Everything a restarted runtime needs to bring this agent back as it was."""
         return {"messages": list(self.messages), "turns": self._turns, "total": self._total_usage,
                 "last": self._last_turn_usage, "compactions": list(self._compactions),
-                "last_response": self._last_response, "rules": list(self.policies.rules)}
+                "last_response": self._last_response, "last_turn": self._last_turn,
+                "last_error": self._last_error, "rules": list(self.policies.rules)}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.messages = list(state["messages"])
@@ -462,6 +501,8 @@ class GeminiSession:
         self._last_turn_usage = state["last"]
         self._compactions = list(state["compactions"])
         self._last_response = state["last_response"]
+        self._last_turn = state["last_turn"]
+        self._last_error = state["last_error"]
         self.policies.rules = list(state["rules"])
 
 

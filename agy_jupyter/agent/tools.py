@@ -16,6 +16,7 @@ import pydantic_core
 from google.genai import types
 
 from agy_jupyter.agent.content import dataframe_summary, is_dataframe
+from agy_jupyter.agent.worker_threads import is_async_callable
 from agy_jupyter.runtime.errors import ConfigError, ToolError
 
 __all__ = ["Tool", "tool", "as_tool", "result_to_response", "parse_docstring"]
@@ -412,11 +413,6 @@ def _find_meta(obj: Any) -> _Meta:
         obj = obj.func
 
 
-def _is_async(obj: Any) -> bool:
-    obj = _unpartial(obj)
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
-
-
 def _make_tool(obj: Any, meta: _Meta) -> Tool:
     name = _check_name(meta.name or _default_name(obj))
     doc_source, _ = _doc_and_hints_source(obj)
@@ -427,7 +423,7 @@ def _make_tool(obj: Any, meta: _Meta) -> Tool:
         description=meta.description if meta.description is not None else summary,
         parameters_json_schema=_json_schema(arguments, name, param_docs),
         func=obj,
-        is_async=_is_async(obj),
+        is_async=is_async_callable(obj),
         timeout=_check_timeout(meta.timeout),
         _arguments=arguments,
     )

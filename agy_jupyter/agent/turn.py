@@ -1,4 +1,5 @@
-"""One running turn's state, and the merging of streamed parts into one model message."""
+"""One running turn's state, the merging of streamed parts into one model message, and the response
+of a turn read back from a saved history."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +8,7 @@ from google.genai import types
 
 from ..runtime.stream import ChatStream
 from .events import StatusChanged
-from .history import ToolCallRecord, Usage
+from .history import ChatResponse, Message, ToolCallRecord, Usage
 
 
 class PartMerger:
@@ -63,10 +64,11 @@ def _plain_text(part: types.Part) -> bool:
 class Turn:
     """Mutable state of one running turn."""
 
-    def __init__(self, index: int, stream: ChatStream, approval_handler: Any):
+    def __init__(self, index: int, stream: ChatStream, approval_handler: Any, *, raise_on_deny: bool = False):
         self.index = index
         self.stream = stream
         self.approval_handler = approval_handler
+        self.raise_on_deny = raise_on_deny  # a denied call ends the turn with PolicyDenied
         self.text: list[str] = []
         self.thoughts: list[str] = []
         self.tool_calls: list[ToolCallRecord] = []
@@ -84,3 +86,24 @@ class Turn:
     def set_status(self, status: str, detail: str = "") -> None:
         self.status = status
         self.stream.emit(StatusChanged(status, detail))
+
+
+def response_from_history(agent: str, messages: list[Message]) -> ChatResponse | None:
+    """The last turn's response as far as saved messages tell it (text, thoughts, calls, usage)."""
+    last = max((m.turn for m in messages if m.kind != "summary"), default=None)
+    if last is None:
+        return None
+    turn = [m for m in messages if m.turn == last and m.kind != "summary"]
+    replies = [m for m in turn if m.role == "model"]
+    results = {r.id or r.name: r.response for m in turn for r in m.function_responses}
+    calls = []
+    for call in (c for m in replies for c in m.function_calls):
+        result = results.get(call.id or call.name)
+        status = "cancelled" if result is None else ("error" if "error" in (result or {}) else "ok")
+        calls.append(ToolCallRecord(id=call.id, name=call.name or "", args=dict(call.args or {}),
+                                    status=status, result=result))
+    usage = sum((m.usage for m in turn if m.usage), Usage())
+    cancelled = any(m.status == "cancelled" for m in turn)
+    return ChatResponse(agent=agent, turn=last, text="".join(m.text for m in replies),
+                        thoughts="".join(m.thoughts for m in replies), tool_calls=calls, usage=usage,
+                        stop_reason="cancelled" if cancelled else "STOP", cancelled=cancelled)

@@ -1,4 +1,4 @@
-"""RuntimeConfig: channel capacity and the timeouts every runtime command runs under."""
+"""RuntimeConfig: channel capacity, the timeouts every runtime command runs under, and tool threads."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +16,8 @@ DEFAULT_CHANNEL_CAPACITY = 64
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_INTER_AGENT_DELAY = 0.5
 DEFAULT_INBOX_CAPACITY = 32
+DEFAULT_TOOL_THREADS = 8
+MAX_TOOL_THREADS = 256
 
 
 def chat_timeout_from_env(environ: dict[str, str] | None = None) -> float:
@@ -54,6 +56,9 @@ class RuntimeConfig(BaseModel):
                                      description="spacing between inter-agent deliveries")
     inbox_capacity: int = Field(DEFAULT_INBOX_CAPACITY, gt=0,
                                 description="messages that may wait in one agent's inbox; send() refuses more")
+    tool_threads: int = Field(DEFAULT_TOOL_THREADS, gt=0, le=MAX_TOOL_THREADS,
+                              description="threads for sync tools, shared by every agent of the runtime; a "
+                              "call that timed out keeps its thread until the function returns")
 
     @model_validator(mode="after")
     def _derive_operation_timeout(self) -> "RuntimeConfig":
