@@ -183,13 +183,24 @@ def _browser_corpus() -> list[str]:
     return [p if isinstance(p, str) else p.text for p in module.PAYLOADS]
 
 
+def is_our_stylesheet(style: str) -> bool:
+    """`style` is the always-on rules followed by some of the @when sections, in order, and nothing else."""
+    sections = safe_html._css_sections()
+    if not style.startswith(sections[0][1]):
+        return False
+    rest = style[len(sections[0][1]):]
+    for _name, rules in sections[1:]:
+        rest = rest[len(rules):] if rest.startswith(rules) else rest
+    return rest == ""
+
+
 @pytest.mark.parametrize("payload", HOSTILE + _browser_corpus())
 def test_hostile_text_never_reaches_the_page_as_markup(payload):
     for html in (reply_with(payload).static_bundle()["text/html"], reply_with("x", tool_text=payload).to_html(),
                  history_bundle(history_with(payload))["text/html"]):
         checker = check(html)
         assert checker.problems == [], (payload, checker.problems, html)
-        assert checker.styles == [safe_html.static_css()]
+        assert len(checker.styles) == 1 and is_our_stylesheet(checker.styles[0])
 
 
 @pytest.mark.parametrize("payload", [p for p in HOSTILE if "```" in p or "~~~" in p] + ["```\nnever closed", "~~~~~"])
@@ -266,3 +277,16 @@ def test_very_long_code_is_shown_plain_not_highlighted():
     html = safe_html.markdown_html(f"```python\n{code}```")
     assert "<span" not in html and html.count("x = 1") == code.count("x = 1")
     assert '<span class="n">x</span>' in safe_html.markdown_html("```python\nx = 1\n```")
+
+
+def test_a_copy_carries_only_the_style_sections_it_uses():
+    """The stylesheet is saved with every reply: a short text reply must not carry tool, code or table rules."""
+    short = Transcript(agent="a", model="m")
+    short.apply(TextDelta("just words"))
+    short.status, short.usage_line = "done", FOOTER
+    plain = short.to_html()
+    assert ".agy-tool{" not in plain and ".agy-code :is(" not in plain and "agy-table" not in plain
+    assert ".agy-static .agy-header{" in plain and ".agy-static .agy-footer" in plain
+    rich = reply_with("```python\nx = 1\n```\n\n| a |\n|---|\n| 1 |", tool_text="r").to_html()
+    assert ".agy-static .agy-tool{" in rich and ".agy-code :is(" in rich and "table.agy-table{" in rich
+    assert len(safe_html.static_css(plain)) < 0.6 * len(safe_html.static_css(rich))

@@ -148,15 +148,36 @@ def markdown_html(text: str) -> str:
     return clean(parser.renderer.render(tokens, parser.options, {}))
 
 
+_CLASS_ATTRIBUTE = re.compile(r'class="([^"]*)"')
+_SECTION = re.compile(r"/\*\s*@when\s+([\w-]+)\s*\*/")
+
+
 @functools.cache
-def static_css() -> str:
-    """The static copy's stylesheet: every selector starts with `.agy-static` (JupyterLab applies it page-wide)."""
+def _css_sections() -> tuple[tuple[str, str], ...]:
+    """static_copy.css as (class, rules) pairs, minified; the first pair ("", …) applies to every copy."""
     css = resources.files(__package__).joinpath("static_copy.css").read_text(encoding="utf-8")
+    parts = _SECTION.split(css)  # [always, class1, rules1, class2, rules2, …]
+    pairs = [("", parts[0])] + list(zip(parts[1::2], parts[2::2]))
+    return tuple((name, _minify(rules)) for name, rules in pairs)
+
+
+def _minify(css: str) -> str:
     css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)  # it is saved with every reply: no comments, no indentation
     return re.sub(r"\s*([{};,])\s*", r"\1", re.sub(r"\s+", " ", css)).strip()
 
 
+def static_css(body: str | None = None) -> str:
+    """The stylesheet for a copy whose markup is `body` (every section when None).
+
+    Every selector starts with `.agy-static` (JupyterLab applies an output's style page-wide). A section
+    of rules for tool cards, code, tables, … is included only when `body` uses its class.
+    """
+    used = None if body is None else {name for names in _CLASS_ATTRIBUTE.findall(body) for name in names.split()}
+    return "".join(rules for name, rules in _css_sections() if not name or used is None or name in used)
+
+
 def static_html(body: str, *classes: str) -> str:
-    """The root of a static copy: our scoped stylesheet, then `body` cleaned once more as a whole."""
+    """The root of a static copy: the stylesheet it needs, then `body` cleaned once more as a whole."""
     names = " ".join(c for c in classes if c in OUR_CLASSES)
-    return f'<div class="{ROOT_CLASS}{" " + names if names else ""}"><style>{static_css()}</style>{clean(body)}</div>'
+    body = clean(body)
+    return f'<div class="{ROOT_CLASS}{" " + names if names else ""}"><style>{static_css(body)}</style>{body}</div>'
