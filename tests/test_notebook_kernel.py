@@ -329,3 +329,88 @@ def test_help_config_and_no_key_in_sight(kernel, server):
     kernel.run("%config AgyMagics.coalesce_interval = 0.05")
     effective = kernel.run("%agent config").text()
     assert "backend: gemini" in effective and server.env()["GEMINI_API_KEY"] not in effective
+
+
+# -- threads: the kernel's main thread owns the namespace and creates the widgets ----------------------
+
+BUSY_CELL = '''
+import time
+seen_while_busy = []
+started = time.monotonic()
+while time.monotonic() - started < 2.0:
+    seen_while_busy.append({name!r} in globals())
+    time.sleep(0.02)
+print(any(seen_while_busy))
+'''
+
+
+def test_background_output_variable_is_written_on_the_main_thread(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("late answer", ttft=0.3))
+    kernel.run(f"%%chat {name} --background -o late_{name}\nanswer later")
+    # the reply ends while a plain cell runs: its namespace must not change under it (no write from
+    # the runtime thread); the variable appears once the main thread is free again
+    assert kernel.run(BUSY_CELL.format(name=f"late_{name}")).text().strip() == "False"
+    assert wait_until(lambda: kernel.run(f"print('late_{name}' in globals())").text().strip() == "True", step=0.1)
+    assert kernel.run(f"print(late_{name})").text() == "late answer\n"
+    # an awaiting cell leaves the main thread free: the write happens while it waits
+    fresh.enqueue(Reply.text("while awaiting", ttft=0.3))
+    kernel.run(f"%%chat {name} --background -o awaited_{name}\nagain")
+    waited = kernel.run(f"import asyncio\nawait asyncio.sleep(2.0)\nprint(awaited_{name})")
+    assert waited.text() == "while awaiting\n"
+
+
+def _idle_index(kernel, execution) -> int:
+    return next(i for i, (_, _, m) in enumerate(kernel.iopub_log)
+                if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                and m["parent_header"].get("msg_id") == execution.msg_id)
+
+
+def test_approval_view_is_created_on_the_main_thread(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    kernel.run("import threading\nfrom agy_jupyter.notebook import widgets as _w\n"
+               "approval_threads = []\n_init = _w.ApprovalView.__init__\n"
+               "def _recording_init(self, *a, **k):\n"
+               "    approval_threads.append(threading.current_thread().name)\n    _init(self, *a, **k)\n"
+               "_w.ApprovalView.__init__ = _recording_init")
+    try:
+        fresh.enqueue(Reply.function_call("add", {"a": 4, "b": 5}, id="c1", ttft=0.5), Reply.text("9"))
+        before = len(kernel.frontend.opened["ApprovalView"])
+        kernel.run(f"%%chat {name} --background -o nine\nadd 4 and 5")
+        busy = kernel.run(BUSY_CELL.format(name="nothing"))  # the approval is asked for while this runs
+        comm = _approval_comm(kernel, before)
+        opened = next(i for i, (_, _, m) in enumerate(kernel.iopub_log)
+                      if m["msg_type"] == "comm_open" and m["content"]["comm_id"] == comm)
+        assert opened > _idle_index(kernel, busy)  # created by the main thread once it was free
+        kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
+        assert wait_until(lambda: kernel.run("print('nine' in globals())").text().strip() == "True", step=0.1)
+        assert kernel.run("print(approval_threads, nine)").text() == "['MainThread'] 9\n"
+        assert fresh.requests[1].function_response("c1") == {"result": 9}
+    finally:
+        kernel.run("_w.ApprovalView.__init__ = _init")
+
+
+# -- presence: only a front end that rendered this very view can answer it ---------------------------
+
+def test_after_the_tab_closes_approvals_are_decided_after_render_grace(server):
+    server.reset()
+    closing = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "60"})
+    try:
+        frontend = FrontEnd(closing)
+        closing.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 1.0\n"
+                    "%config AgyMagics.approval_timeout = 120.0")
+        closing.run(TOOL_CODE + "\n%agent create seen --tools add --policy ask")
+        server.enqueue(Reply.text("a front end shows this"))
+        closing.run("%%chat\nhello")
+        assert frontend.opened["StreamView"]  # a front end rendered that reply
+        frontend.close()
+        server.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("not allowed"))
+        started = time.monotonic()
+        execution = closing.execute("%%chat\n1+1", timeout=30)
+        assert execution.reply["content"]["status"] == "ok"
+        assert time.monotonic() - started < 20  # render_grace (1 s), not approval_timeout (120 s)
+        assert "nobody can approve 'add'" in server.requests[2].function_response("c1")["error"]
+    finally:
+        closing.shutdown()

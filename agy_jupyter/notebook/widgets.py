@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import pathlib
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 import anywidget
 import traitlets as t
+
+from .usage import usage_text
 
 STATIC_DIR = pathlib.Path(__file__).parent / "static"
 BUILD_HINT = ("build the front end with `npm --prefix labextension install && npm --prefix labextension run build` "
@@ -132,3 +134,10 @@ class UsageView(anywidget.AnyWidget):
 
     _esm = _Bundle("usage_view.js")
     data = t.Dict().tag(sync=True)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, and the same figures as a text table for terminals, jupyter console and logs."""
+        return {**(super()._repr_mimebundle_(**kwargs) or {}), "text/plain": usage_text(self.data)}
+
+    def __repr__(self) -> str:
+        return usage_text(self.data)
