@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 
 import pytest
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
-from agy_jupyter.testing import Chunk, FakeGemini, Reply
+from agy_jupyter.testing import Chunk, FakeGemini, Reply, Usage
 from agy_jupyter.testing.kernel import FrontEnd, Kernel
 
 _names = itertools.count(1)
@@ -414,3 +415,92 @@ def test_after_the_tab_closes_approvals_are_decided_after_render_grace(server):
         assert "nobody can approve 'add'" in server.requests[2].function_response("c1")["error"]
     finally:
         closing.shutdown()
+
+
+# -- display_chat: what %%chat does, as a call --------------------------------------------------------
+
+def test_await_display_chat_shows_the_widget_takes_a_click_and_leaves_the_static_copy(kernel, fresh):
+    name = new_name()
+    kernel.run(f"import agy_jupyter as agy\nfrom agy_jupyter.agent.directory import agents\n"
+               f"{name} = agents.create({name!r}, tools=[add])")  # default policy: ask
+    fresh.enqueue(Reply.function_call("add", {"a": 20, "b": 22}, id="c1"),
+                  Reply.text("It is **42**.", chunks=3, delay=0.02))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"response = await agy.display_chat({name}, 'What is 20 + 22?')", wait=False)
+    comm = _approval_comm(kernel, before)
+    kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
+    kernel.wait(execution)
+    assert execution.reply["content"]["status"] == "ok", execution.errors()
+    shown, _ = widget_text(kernel, stream_comm(kernel, execution))  # the live widget, in this cell
+    assert shown == "It is **42**."
+    assert fresh.requests[1].function_response("c1") == {"result": 42}
+    static = static_copy(execution)  # the widget's output was replaced by the static copy
+    assert static["text/plain"] == "It is **42**." and static[TRANSCRIPT_MIME]["status"] == "done"
+    assert kernel.run("print(type(response).__name__, response.text)").text() == "ChatResponse It is **42**.\n"
+
+
+def test_display_chat_by_name_with_output_and_background(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("stored", chunks=2))
+    kernel.run(f"await agy.display_chat({name!r}, 'hi', output='stored_{name}')")
+    assert kernel.run(f"print(stored_{name})").text() == "stored\n"
+    fresh.enqueue(Reply.text("later", chunks=2, delay=0.1))
+    started = time.monotonic()
+    background = kernel.run(f"stream = await agy.display_chat({name!r}, 'hi', background=True, output='bg_{name}')")
+    assert time.monotonic() - started < 1.0
+    assert kernel.run("print((await stream).text)").text() == "later\n"
+    assert wait_until(lambda: any(m["msg_type"] == "update_display_data" for m in background.messages))
+    assert wait_until(lambda: kernel.run(f"print('bg_{name}' in globals())").text().strip() == "True", step=0.1)
+
+
+def test_display_chat_blocking_in_a_kernel_decides_approvals_by_the_setting(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add")
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 2}, id="c1"), Reply.text("I could not add."))
+    execution = kernel.run(f"r = agy.display_chat_blocking({name!r}, 'add 1 and 2')\nprint(r.text)")
+    assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no button nobody can click
+    assert "nobody can approve" in fresh.requests[1].function_response("c1")["error"]
+    assert static_copy(execution)["text/plain"] == "I could not add."
+    assert execution.text() == "I could not add.\n"
+
+
+# -- every output is readable as text/plain (jupyter console, logs) ----------------------------------
+
+OBJECT_REPR = re.compile(r"<[\w.]+ object( at 0x[0-9a-f]+)?>|^\w+\(")
+
+
+def plain_outputs(execution) -> list[str]:
+    return [m["content"]["data"]["text/plain"] for m in execution.outputs
+            if m["msg_type"] in ("display_data", "execute_result")]
+
+
+def test_every_output_has_a_readable_text_plain(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("plain words", chunks=3, delay=0.05, usage=Usage(prompt=1200, output=34)))
+    chat = kernel.run(f"%%chat {name}\nhello")
+    live = [m["content"]["data"] for m in chat.messages if m["msg_type"] == "display_data"]
+    assert live and all(not OBJECT_REPR.search(data["text/plain"]) for data in live), live
+    assert f"[{name}:" in live[0]["text/plain"]  # the reply's progress, not "VBox(children=...)"
+    for line in ("list", f"info {name}", f"usage {name}", "config"):
+        execution = kernel.run(f"%agent {line}")
+        plain = plain_outputs(execution)
+        assert all(not OBJECT_REPR.search(text) for text in plain), (line, plain)
+        assert plain or execution.text(), line
+    usage = kernel.run(f"%agent usage {name}")
+    [result] = [m["content"]["data"] for m in usage.outputs if m["msg_type"] == "execute_result"]
+    table = result["text/plain"]
+    assert "Prompt" in table and "1,200" in table and "Context:" in table and "≈$" in table
+    assert "application/vnd.jupyter.widget-view+json" in result  # the widget for front ends that render it
+
+
+@pytest.mark.xfail(strict=True, reason="%agent history's bundle comes with the render helper's history_bundle "
+                                       "(notebook/transcript.py); remove this mark when that is merged")
+def test_history_has_a_readable_text_plain(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("remember me"))
+    kernel.run(f"%%chat {name}\nhello")
+    plain = plain_outputs(kernel.run(f"%agent history {name}"))
+    assert plain and all(not OBJECT_REPR.search(text) for text in plain) and "remember me" in plain[0], plain

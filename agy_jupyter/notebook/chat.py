@@ -160,12 +160,16 @@ def _terminal_line(event: Any) -> str:
     if isinstance(event, ToolCallStarted):
         return f"\n[tool {event.name}({_short_args(event.args)})]\n"
     if isinstance(event, ToolFinished):
-        return f"[tool {event.name}: {event.status}]\n"
+        why = event.result.get("error") if event.status != "ok" and isinstance(event.result, dict) else None
+        return f"[tool {event.name} → {event.status}]{f' {_shorten(str(why), 240)}' if why else ''}\n"
     return ""
 
 
-def _short_args(args: dict[str, Any], limit: int = 80) -> str:
-    text = ", ".join(f"{key}={value!r}" for key, value in args.items())
+def _short_args(args: dict[str, Any]) -> str:
+    return _shorten(", ".join(f"{key}={value!r}" for key, value in args.items()), 80)
+
+
+def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pathlib
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 import anywidget
 import traitlets as t
@@ -135,9 +135,6 @@ class UsageView(anywidget.AnyWidget):
     _esm = _Bundle("usage_view.js")
     data = t.Dict().tag(sync=True)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """The widget, and the same figures as a text table for terminals, jupyter console and logs."""
-        return {**(super()._repr_mimebundle_(**kwargs) or {}), "text/plain": usage_text(self.data)}
-
     def __repr__(self) -> str:
+        """A text table: anywidget makes it the text/plain beside the widget (terminals, jupyter console, logs)."""
         return usage_text(self.data)
