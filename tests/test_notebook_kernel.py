@@ -405,14 +405,17 @@ def test_after_the_tab_closes_approvals_are_decided_after_render_grace(server):
         closing.run(TOOL_CODE + "\n%agent create seen --tools add --policy ask")
         server.enqueue(Reply.text("a front end shows this"))
         closing.run("%%chat\nhello")
-        assert frontend.opened["StreamView"]  # a front end rendered that reply
+        assert frontend.opened["StreamView"]  # a front end rendered that reply, and is known by its session
+        seen = closing.run("from agy_jupyter.notebook.presence import front_ends\nprint(front_ends.sessions())")
+        assert seen.text().strip() == repr([closing.kc.session.session])
         frontend.close()
         server.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("not allowed"))
         started = time.monotonic()
         execution = closing.execute("%%chat\n1+1", timeout=30)
         assert execution.reply["content"]["status"] == "ok"
         assert time.monotonic() - started < 20  # render_grace (1 s), not approval_timeout (120 s)
-        assert "nobody can approve 'add'" in server.requests[2].function_response("c1")["error"]
+        assert "nobody can approve 'add' here (no front end showed the approval within 1 s" in \
+            server.requests[2].function_response("c1")["error"]
     finally:
         closing.shutdown()
 
@@ -443,7 +446,7 @@ def test_display_chat_by_name_with_output_and_background(kernel, fresh):
     name = new_name()
     kernel.run(f"%agent create {name}")
     fresh.enqueue(Reply.text("stored", chunks=2))
-    kernel.run(f"await agy.display_chat({name!r}, 'hi', output='stored_{name}')")
+    kernel.run(f"import agy_jupyter as agy\nawait agy.display_chat({name!r}, 'hi', output='stored_{name}')")
     assert kernel.run(f"print(stored_{name})").text() == "stored\n"
     fresh.enqueue(Reply.text("later", chunks=2, delay=0.1))
     started = time.monotonic()
@@ -458,7 +461,8 @@ def test_display_chat_blocking_in_a_kernel_decides_approvals_by_the_setting(kern
     name = new_name()
     kernel.run(f"%agent create {name} --tools add")
     fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 2}, id="c1"), Reply.text("I could not add."))
-    execution = kernel.run(f"r = agy.display_chat_blocking({name!r}, 'add 1 and 2')\nprint(r.text)")
+    execution = kernel.run(f"import agy_jupyter as agy\nr = agy.display_chat_blocking({name!r}, 'add 1 and 2')\n"
+                           "print(r.text)")
     assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no button nobody can click
     assert "nobody can approve" in fresh.requests[1].function_response("c1")["error"]
     assert static_copy(execution)["text/plain"] == "I could not add."

@@ -15,16 +15,17 @@ from typing import Any
 
 from ..agent.policies import Approval, ApprovalRequest
 from .live_reply import DisplaySettings, LiveReply
-from .presence import RenderedBy, sender_session
+from .presence import RenderedBy, front_ends, sender_session
 from .widgets import ApprovalView
 
 
-def non_interactive(request: ApprovalRequest, settings: DisplaySettings) -> Approval:
+def non_interactive(request: ApprovalRequest, settings: DisplaySettings,
+                    why: str = "no live notebook front end") -> Approval:
     """The decision when no one can click: the `headless_approval` setting."""
     if settings.headless_approval == "allow":
         return Approval(approved=True, reason="allowed by AgyMagics.headless_approval")
     return Approval(approved=False, reason=(
-        f"nobody can approve {request.tool!r} here (no live notebook front end). To let it run, create the "
+        f"nobody can approve {request.tool!r} here ({why}). To let it run, create the "
         f"agent with `--policy allow`, or set %config AgyMagics.headless_approval = 'allow'"))
 
 
@@ -73,10 +74,15 @@ class CellApprover:
             try:  # the main thread is busy while a plain cell runs: the view appears when it ends
                 async with asyncio.timeout(self.settings.approval_timeout):
                     view = await asyncio.wrap_future(self.live.main.call(show))
-            except (TimeoutError, RuntimeError):  # busy for the whole timeout, or the kernel is going away
-                return non_interactive(request, self.settings)
+            except TimeoutError:
+                return non_interactive(request, self.settings, f"the kernel ran other code for "
+                                                               f"{self.settings.approval_timeout:g} s")
+            except RuntimeError as exc:  # the kernel's loop is closed: it is shutting down
+                return non_interactive(request, self.settings, f"the kernel is shutting down: {exc}")
             if not await rendered.wait(self.settings.render_grace):
-                return self._settle(view, non_interactive(request, self.settings))
+                why = (f"no front end showed the approval within {self.settings.render_grace:g} s; the notebook "
+                       f"tab may be closed" if front_ends.any_seen() else "no live notebook front end")
+                return self._settle(view, non_interactive(request, self.settings, why))
             try:
                 async with asyncio.timeout(self.settings.approval_timeout):
                     answer = await decided

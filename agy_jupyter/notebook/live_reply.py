@@ -10,10 +10,11 @@ Bytes: the kernel sends only deltas, coalesced to one message per `coalesce_inte
 at once, so the first token is not delayed). When the reply ends, the widget is replaced by a static
 copy (Markdown + plain text + JSON transcript) that a saved notebook shows without a kernel.
 
-Headless runs (nbclient, papermill, a closed tab): no front end answers "rendered" for this reply.
-After `render_grace` seconds it degrades to coalesced plain text in the same output, and approvals
-follow the non-interactive setting instead of waiting for a click nobody can give. Every output has a
-readable text/plain, so a text-only front end (jupyter console) shows progress, not a widget repr.
+Headless runs (nbclient, papermill): no front end ever answers "rendered" in this kernel. After
+`render_grace` seconds the reply degrades to coalesced plain text in the same output. Approvals follow
+the non-interactive setting unless a front end renders the approval view itself (a closed tab does
+not), instead of waiting for a click nobody can give. Every output has a readable text/plain, so a
+text-only front end (jupyter console) shows progress, not a widget repr.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from ..agent.events import TurnFinished
 from ..runtime.errors import AgyError
 from ..runtime.stream import ChatStream
 from .main_thread import MainThread
-from .presence import RenderedBy, sender_session
+from .presence import RenderedBy, front_ends, sender_session
 from .transcript import Transcript
 from .usage import usage_line
 from .widgets import StreamView, ensure_assets
@@ -170,7 +171,9 @@ class LiveReply:
         self.view.send({"type": "ops", "ops": merge_ops(self.transcript.replay_ops()), "reset": True})
 
     def _arm_headless_check(self) -> None:
-        self.loop.call_later(self.settings.render_grace, self._check_headless, context=contextvars.copy_context())
+        if not front_ends.any_seen():  # a front end that rendered here before may just be slow this time
+            self.loop.call_later(self.settings.render_grace, self._check_headless,
+                                 context=contextvars.copy_context())
 
     def _check_headless(self) -> None:
         if self.rendered.is_set() or self.finished.done():

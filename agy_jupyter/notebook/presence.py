@@ -1,9 +1,13 @@
 """Whether a front end rendered one view, and which front-end connections did.
 
-Presence is tracked per view, never per kernel: a front end that rendered an earlier reply says nothing
-about this one (its tab may have been closed since). Each view's module answers {"type": "rendered"}
-when it is shown; the comm message's parent header names the sending front end's session, one per
-browser tab / console connection. An approval waits for a click only if its own view was rendered.
+Each view's module answers {"type": "rendered"} when it is shown; the comm message's parent header
+names the sending front end's session, one per browser tab / console connection.
+
+- An approval waits for a click only if its own view was rendered: a front end that rendered an
+  earlier reply says nothing about this one (its tab may have been closed since).
+- A reply's text fallback is for kernels no front end has ever rendered in (nbclient, papermill). Once
+  some session has rendered a view here (`front_ends`), a reply keeps its widget even if it renders
+  late: degrading it would replace a widget a live front end is about to show with plain text.
 """
 from __future__ import annotations
 
@@ -22,6 +26,30 @@ def sender_session() -> str:
     return str((parent or {}).get("header", {}).get("session", ""))
 
 
+class FrontEnds:
+    """The front-end sessions that rendered any of our views in this kernel, with when each did last."""
+
+    def __init__(self) -> None:
+        self._last_seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, session: str) -> None:
+        with self._lock:
+            self._last_seen[session] = time.monotonic()
+
+    def any_seen(self) -> bool:
+        with self._lock:
+            return bool(self._last_seen)
+
+    def sessions(self) -> list[str]:
+        """The session ids seen, most recent last."""
+        with self._lock:
+            return sorted(self._last_seen, key=self._last_seen.__getitem__)
+
+
+front_ends = FrontEnds()
+
+
 class RenderedBy:
     """The front-end sessions that rendered one view, with when each did so first."""
 
@@ -34,6 +62,7 @@ class RenderedBy:
         """Record a "rendered" message from `session`; main thread."""
         with self._lock:
             self._sessions.setdefault(session, time.monotonic())
+        front_ends.record(session)
         self._event.set()
 
     @property

@@ -91,8 +91,7 @@ def usage_text(data: Mapping[str, Any]) -> str:
     lines = [f"Usage of {data['agent']!r} on {data.get('model', '')}" if data.get("agent")
              else f"Usage on {data.get('model', '')}", header]
     for row in rows:
-        cost = row.get("cost")
-        shown = f"≈${cost:.4f}" if cost is not None else "no price"
+        shown = _cost_text(row.get("cost"))
         lines.append(str(row["scope"]).ljust(scope_width) + "".join(f"{row[key]:>12,}" for key, _ in _COLUMNS)
                      + f"{shown:>14}")
     context = data.get("context") or {}
@@ -103,6 +102,12 @@ def usage_text(data: Mapping[str, Any]) -> str:
     if data.get("note"):
         lines.append(data["note"])
     return "\n".join(lines)
+
+
+def _cost_text(cost: float | None) -> str:
+    if cost is None:
+        return "no price"
+    return "<$0.0001" if 0 < cost < 0.00005 else f"≈${cost:.4f}"
 
 
 def usage_line(usage: Usage, model: str, prices: Mapping[str, Mapping[str, float]]) -> str:
