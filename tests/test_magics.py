@@ -274,3 +274,13 @@ def test_info_lists_stuck_tool_calls_when_the_agent_reports_them(shell, capsys, 
         **{**info.__dict__, "stuck_calls": [{"tool": "slow_query", "seconds": 75.2}]}))
     agent_magic(shell, "info stuck")
     assert "stuck tool calls (1): slow_query (75 s)" in capsys.readouterr().out
+
+
+def test_help_flags_print_the_help_instead_of_failing(shell, capsys):
+    agent_magic(shell, "--help")
+    assert "subcommands:" in capsys.readouterr().out
+    agent_magic(shell, "create -h")
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %agent create") and "--policy" in out
+    shell.run_cell_magic("chat", "--help", "x")
+    assert "Examples:" in capsys.readouterr().out

@@ -59,7 +59,7 @@ class CellApprover:
             elif content.get("type") == "decision":
                 answer = Approval(approved=bool(content.get("approved")), reason=str(content.get("reason") or "") or None,
                                   always=bool(content.get("always")))
-                loop.call_soon_threadsafe(lambda: decided.done() or decided.set_result(answer))
+                loop.call_soon_threadsafe(_settle_once, decided, answer)
 
         def show() -> ApprovalView:  # main thread
             view = ApprovalView(agent=request.agent, tool=request.tool, state="pending",
@@ -69,7 +69,7 @@ class CellApprover:
             self.live.add_view(view)
             return view
 
-        view: ApprovalView | None = None
+        shown: list[ApprovalView] = []  # for the cancel path
         try:
             try:  # the main thread is busy while a plain cell runs: the view appears when it ends
                 async with asyncio.timeout(self.settings.approval_timeout):
@@ -79,6 +79,7 @@ class CellApprover:
                                                                f"{self.settings.approval_timeout:g} s")
             except RuntimeError as exc:  # the kernel's loop is closed: it is shutting down
                 return non_interactive(request, self.settings, f"the kernel is shutting down: {exc}")
+            shown.append(view)
             if not await rendered.wait(self.settings.render_grace):
                 why = (f"no front end showed the approval within {self.settings.render_grace:g} s; the notebook "
                        f"tab may be closed" if front_ends.any_seen() else "no live notebook front end")
@@ -92,7 +93,7 @@ class CellApprover:
                                                        f"{self.settings.approval_timeout:g} s")
             return self._settle(view, answer)
         except asyncio.CancelledError:
-            if view is not None:
+            for view in shown:
                 self._show(view, "cancelled", "")
             raise
 
@@ -104,3 +105,8 @@ class CellApprover:
         def write() -> None:  # main thread: the view's only writer
             view.state, view.reason = state, reason
         self.live.main.post(write)
+
+
+def _settle_once(decided: asyncio.Future, answer: Approval) -> None:
+    if not decided.done():  # a second click (two front ends) changes nothing
+        decided.set_result(answer)

@@ -41,7 +41,7 @@ class ChatOptions:
 
 def parse_chat_line(line: str) -> ChatOptions:
     """Parse `%%chat [NAME] [-o VAR] [-i] [--background] [--no-thoughts]`; UsageError on a bad line."""
-    from .magics import parse_magic_line, AgyMagics  # the parser lives with the magic's help text
+    from .magics import AgyMagics, parse_magic_line  # the parser lives with the magic's help text
     args = parse_magic_line(AgyMagics.chat, line)
     if args.o is not None and not args.o.isidentifier():
         raise UsageError(f"-o needs a variable name, got {args.o!r}\n{AgyMagics.chat.parser.format_usage().strip()}")
@@ -55,6 +55,14 @@ def _magics(shell: Any) -> Any:
     if not isinstance(magics, AgyMagics):
         raise UsageError("agy_jupyter is not loaded: run %load_ext agy_jupyter first")
     return magics
+
+
+def _help_requested(line: str) -> bool:
+    from .magics import HELP_FLAGS, AgyMagics
+    if HELP_FLAGS & set(line.split()):
+        print(AgyMagics.chat.__doc__)
+        return True
+    return False
 
 
 def _prepare(line: str, cell: str) -> tuple[ChatOptions, Agent, str, dict[str, Any]]:
@@ -78,6 +86,8 @@ def _prepare(line: str, cell: str) -> tuple[ChatOptions, Agent, str, dict[str, A
 
 async def chat_cell_async(line: str, cell: str) -> None:
     """The attached mode: awaited by the rewritten cell on the kernel's loop. Returns None (no Out[])."""
+    if _help_requested(line):
+        return
     _, agent, prompt, call = _prepare(line, cell)
     try:
         await display_chat(agent, prompt, **call)
@@ -87,5 +97,7 @@ async def chat_cell_async(line: str, cell: str) -> None:
 
 def chat_cell_blocking(line: str, cell: str) -> None:
     """The fallback (autoawait off, terminal IPython): block until the reply ends."""
+    if _help_requested(line):
+        return
     _, agent, prompt, call = _prepare(line, cell)
     display_chat_blocking(agent, prompt, **call)

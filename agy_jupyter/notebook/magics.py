@@ -47,7 +47,10 @@ CHAT_EXAMPLES = """Examples:
 The same from Python: `await agy_jupyter.display_chat(agent, prompt)`."""
 
 
-def parse_magic_line(magic: Callable, line: str) -> argparse.Namespace:
+HELP_FLAGS = {"-h", "--help"}  # answered by printing the help: argparse's own help action would exit
+
+
+def parse_magic_line(magic: Any, line: str) -> argparse.Namespace:
     """Parse a line with the magic's `magic_arguments` parser; a bad line is one UsageError plus the usage."""
     parser = magic.parser
     try:
@@ -109,10 +112,17 @@ class AgyMagics(Magics):
         words = line.split(None, 1)
         if not words:
             raise UsageError(f"say what to do\n{agent_usage()}")
+        if words[0] in HELP_FLAGS or words[0] == "help":
+            print(AgyMagics.agent.__doc__)
+            return None
         handler = SUBCOMMANDS.get(words[0])
         if handler is None:
             raise UsageError(f"invalid choice: {words[0]!r} (choose from {', '.join(SUBCOMMANDS)})\n{agent_usage()}")
-        args = parse_magic_line(handler, words[1] if len(words) > 1 else "")
+        rest = words[1] if len(words) > 1 else ""
+        if HELP_FLAGS & set(rest.split()):
+            print(handler.parser.format_help())
+            return None
+        args = parse_magic_line(handler, rest)
         try:
             return handler(self, args)
         except AgyError as exc:
@@ -298,7 +308,7 @@ class AgyMagics(Magics):
 
 
 # The subcommands in the order of their definition: "create" -> AgyMagics._agent_create
-SUBCOMMANDS: dict[str, Callable[..., Any]] = {
+SUBCOMMANDS: dict[str, Any] = {
     name.removeprefix("_agent_"): method for name, method in vars(AgyMagics).items() if name.startswith("_agent_")}
 
 
