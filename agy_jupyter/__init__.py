@@ -1,17 +1,40 @@
 """agy_jupyter: Gemini agents in Jupyter notebooks.
 
-Scripts use the Python API (`Agent`, `Runtime`); notebooks load the magics with `%load_ext agy_jupyter`.
+Scripts use the Python API (`Agent`, `Runtime`); notebooks load the magics with `%load_ext agy_jupyter`,
+or show a reply in a cell with `await display_chat(agent, prompt)` (what `%%chat` does).
 """
+from typing import TYPE_CHECKING
+
 from .agent import *  # noqa: F403  (the public API is listed in agent.__all__)
 from .agent import __all__ as _agent_all
 from .runtime import (AgentBusy, AgyError, BackendError, ChatStream, ConfigError, MaxTokens, PolicyDenied,
                       QuotaExhausted, Runtime, RuntimeClosed, RuntimeConfig, SafetyBlocked, Timeout, ToolError,
                       UnknownAgent, get_runtime)
 
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports them on first use
+    from .notebook.chat import display_chat, display_chat_blocking
+    from .notebook.usage import session_usage, usage_report
+
 __version__ = "0.1.0"
+# The notebook layer imports ipywidgets: these names load it on first use, not with `import agy_jupyter`.
+_NOTEBOOK_NAMES = {"display_chat": "chat", "display_chat_blocking": "chat", "session_usage": "usage",
+                   "usage_report": "usage"}
 __all__ = [*_agent_all, "AgentBusy", "AgyError", "BackendError", "ChatStream", "ConfigError", "MaxTokens",
            "PolicyDenied", "QuotaExhausted", "Runtime", "RuntimeClosed", "RuntimeConfig", "SafetyBlocked",
-           "Timeout", "ToolError", "UnknownAgent", "get_runtime"]
+           "Timeout", "ToolError", "UnknownAgent", "get_runtime", *_NOTEBOOK_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _NOTEBOOK_NAMES:
+        import importlib
+        value = getattr(importlib.import_module(f".notebook.{_NOTEBOOK_NAMES[name]}", __name__), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_NOTEBOOK_NAMES})
 
 
 def load_ipython_extension(shell):  # `%load_ext agy_jupyter`

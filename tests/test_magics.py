@@ -1,7 +1,11 @@
 """The %agent subcommands and %%chat without a kernel (terminal IPython), in-process."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import re
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -10,8 +14,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from agy_jupyter.agent.directory import AgentDirectory
+from agy_jupyter.notebook import chat
+from agy_jupyter.notebook.chat import until_finished
 from agy_jupyter.notebook.interpolate import interpolate
 from agy_jupyter.notebook.magics import AgyMagics
+from agy_jupyter.notebook.usage import session_usage, usage_report, usage_text
 from agy_jupyter.testing import Reply
 
 
@@ -187,3 +194,95 @@ def test_cancel_all_stops_every_running_reply(shell, fake, capsys):
     assert all(stream.result(timeout=5).cancelled for stream in streams)
     agent_magic(shell, "cancel one")
     assert "'one' was not answering" in capsys.readouterr().out
+
+
+# -- parsing: IPython's magic_arguments, help with examples -------------------------------------------
+
+def test_every_magic_line_is_parsed_by_magic_arguments():
+    from IPython.core.magic_arguments import MagicArgumentParser
+
+    from agy_jupyter.notebook.magics import SUBCOMMANDS
+    assert isinstance(AgyMagics.chat.parser, MagicArgumentParser)
+    assert set(SUBCOMMANDS) >= {"create", "list", "use", "info", "history", "usage", "clear", "cancel", "delete",
+                                "save", "load", "send", "config"}
+    assert all(isinstance(handler.parser, MagicArgumentParser) for handler in SUBCOMMANDS.values())
+    help_text = AgyMagics.agent.__doc__
+    assert "Examples:" in help_text and "usage: %agent create" in help_text
+    assert "  usage    token usage, estimated cost and context fill" in help_text  # one line per subcommand
+    assert "Examples:" in AgyMagics.chat.__doc__ and "usage: %%chat" in AgyMagics.chat.__doc__
+
+
+@pytest.mark.parametrize("line, cell, message", [
+    ("'unbalanced", "hi", "No closing quotation"), ("--nope", "hi", "unrecognized arguments: --nope"),
+    ("-o 1x", "hi", "-o needs a variable name"), ("ghost", "hi", "no agent 'ghost'"),
+])
+def test_bad_chat_lines_raise_one_usage_error(shell, line, cell, message):
+    agent_magic(shell, "create someone")
+    with pytest.raises(UsageError) as caught:
+        shell.run_cell_magic("chat", line, cell)
+    assert message in str(caught.value) and "usage: %%chat" in str(caught.value)
+
+
+def test_system_and_system_var_together_is_a_usage_error(shell):
+    shell.user_ns["persona"] = "terse"
+    with pytest.raises(UsageError, match="--system or --system-var, not both"):
+        agent_magic(shell, "create x --system hi --system-var persona")
+
+
+# -- display_chat's pieces ---------------------------------------------------------------------------
+
+async def test_until_finished_lets_a_cancel_through_and_leaves_the_reply_alone():
+    live = SimpleNamespace(finished=concurrent.futures.Future())  # a LiveReply's "static copy written" future
+    waiter = asyncio.ensure_future(until_finished(live))
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter  # a second interrupt while the static copy is written is not swallowed
+    assert not live.finished.cancelled()  # the reply can still set it when its static copy is out
+
+
+async def test_until_finished_gives_up_after_finish_wait_without_cancelling_the_reply(monkeypatch):
+    monkeypatch.setattr(chat, "FINISH_WAIT", 0.05)
+    live = SimpleNamespace(finished=concurrent.futures.Future())
+    await until_finished(live)
+    assert not live.finished.cancelled()
+    live.finished.set_result(None)  # what LiveReply does later: must not raise InvalidStateError
+
+
+def test_usage_report_covers_the_turn_the_agent_the_session_and_the_context(shell, fake):
+    from agy_jupyter.testing import Usage as FakeUsage
+    agent_magic(shell, "create first")
+    agent_magic(shell, "create second")
+    fake.enqueue(Reply.text("a", usage=FakeUsage(prompt=100, output=10)), Reply.text("b", usage=FakeUsage(prompt=300, output=30)),
+                 Reply.text("c", usage=FakeUsage(prompt=1000, output=5)))
+    first, second = directory(shell).get("first"), directory(shell).get("second")
+    first.chat("one")
+    first.chat("two")
+    second.chat("three")
+    assert session_usage(directory(shell)).prompt_tokens == 1400
+    report = usage_report(first, directory(shell))
+    rows = {row["scope"]: (row["prompt"], row["output"]) for row in report["rows"]}
+    assert rows == {"This turn": (300, 30), "This agent": (400, 40), "Session": (1400, 45)}
+    assert report["context"]["used"] == 330 and report["agent"] == "first"
+    text = usage_text(report)
+    assert re.search(r"Session\s+1,400\s+45", text) and "Context: 330 of 1,048,576 tokens" in text
+
+
+def test_info_lists_stuck_tool_calls_when_the_agent_reports_them(shell, capsys, monkeypatch):
+    agent_magic(shell, "create stuck")
+    info = directory(shell).info("stuck")
+    # a stand-in for the runtime's report until its tool executor records stuck calls (AgentInfo.stuck_calls)
+    monkeypatch.setattr(type(directory(shell)), "info", lambda self, name=None: SimpleNamespace(
+        **{**info.__dict__, "stuck_calls": [{"tool": "slow_query", "seconds": 75.2}]}))
+    agent_magic(shell, "info stuck")
+    assert "stuck tool calls (1): slow_query (75 s)" in capsys.readouterr().out
+
+
+def test_help_flags_print_the_help_instead_of_failing(shell, capsys):
+    agent_magic(shell, "--help")
+    assert "subcommands:" in capsys.readouterr().out
+    agent_magic(shell, "create -h")
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %agent create") and "--policy" in out
+    shell.run_cell_magic("chat", "--help", "x")
+    assert "Examples:" in capsys.readouterr().out

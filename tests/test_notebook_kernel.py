@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 
 import pytest
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
-from agy_jupyter.testing import Chunk, FakeGemini, Reply
+from agy_jupyter.testing import Chunk, FakeGemini, Reply, Usage
 from agy_jupyter.testing.kernel import FrontEnd, Kernel
 
 _names = itertools.count(1)
@@ -331,3 +332,179 @@ def test_help_config_and_no_key_in_sight(kernel, server):
     kernel.run("%config AgyMagics.coalesce_interval = 0.05")
     effective = kernel.run("%agent config").text()
     assert "backend: gemini" in effective and server.env()["GEMINI_API_KEY"] not in effective
+
+
+# -- threads: the kernel's main thread owns the namespace and creates the widgets ----------------------
+
+BUSY_CELL = '''
+import time
+seen_while_busy = []
+started = time.monotonic()
+while time.monotonic() - started < 2.0:
+    seen_while_busy.append({name!r} in globals())
+    time.sleep(0.02)
+print(any(seen_while_busy))
+'''
+
+
+def test_background_output_variable_is_written_on_the_main_thread(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("late answer", ttft=0.3))
+    kernel.run(f"%%chat {name} --background -o late_{name}\nanswer later")
+    # the reply ends while a plain cell runs: its namespace must not change under it (no write from
+    # the runtime thread); the variable appears once the main thread is free again
+    assert kernel.run(BUSY_CELL.format(name=f"late_{name}")).text().strip() == "False"
+    assert wait_until(lambda: kernel.run(f"print('late_{name}' in globals())").text().strip() == "True", step=0.1)
+    assert kernel.run(f"print(late_{name})").text() == "late answer\n"
+    # an awaiting cell leaves the main thread free: the write happens while it waits
+    fresh.enqueue(Reply.text("while awaiting", ttft=0.3))
+    kernel.run(f"%%chat {name} --background -o awaited_{name}\nagain")
+    waited = kernel.run(f"import asyncio\nawait asyncio.sleep(2.0)\nprint(awaited_{name})")
+    assert waited.text() == "while awaiting\n"
+
+
+def _idle_index(kernel, execution) -> int:
+    return next(i for i, (_, _, m) in enumerate(kernel.iopub_log)
+                if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                and m["parent_header"].get("msg_id") == execution.msg_id)
+
+
+def test_approval_view_is_created_on_the_main_thread(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    kernel.run("import threading\nfrom agy_jupyter.notebook import widgets as _w\n"
+               "approval_threads = []\n_init = _w.ApprovalView.__init__\n"
+               "def _recording_init(self, *a, **k):\n"
+               "    approval_threads.append(threading.current_thread().name)\n    _init(self, *a, **k)\n"
+               "_w.ApprovalView.__init__ = _recording_init")
+    try:
+        fresh.enqueue(Reply.function_call("add", {"a": 4, "b": 5}, id="c1", ttft=0.5), Reply.text("9"))
+        before = len(kernel.frontend.opened["ApprovalView"])
+        kernel.run(f"%%chat {name} --background -o nine\nadd 4 and 5")
+        busy = kernel.run(BUSY_CELL.format(name="nothing"))  # the approval is asked for while this runs
+        comm = _approval_comm(kernel, before)
+        opened = next(i for i, (_, _, m) in enumerate(kernel.iopub_log)
+                      if m["msg_type"] == "comm_open" and m["content"]["comm_id"] == comm)
+        assert opened > _idle_index(kernel, busy)  # created by the main thread once it was free
+        kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
+        assert wait_until(lambda: kernel.run("print('nine' in globals())").text().strip() == "True", step=0.1)
+        assert kernel.run("print(approval_threads, nine)").text() == "['MainThread'] 9\n"
+        assert fresh.requests[1].function_response("c1") == {"result": 9}
+    finally:
+        kernel.run("_w.ApprovalView.__init__ = _init")
+
+
+# -- presence: only a front end that rendered this very view can answer it ---------------------------
+
+def test_after_the_tab_closes_approvals_are_decided_after_render_grace(server):
+    server.reset()
+    closing = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "60"})
+    try:
+        frontend = FrontEnd(closing)
+        closing.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 1.0\n"
+                    "%config AgyMagics.approval_timeout = 120.0")
+        closing.run(TOOL_CODE + "\n%agent create seen --tools add --policy ask")
+        server.enqueue(Reply.text("a front end shows this"))
+        closing.run("%%chat\nhello")
+        assert frontend.opened["StreamView"]  # a front end rendered that reply, and is known by its session
+        seen = closing.run("from agy_jupyter.notebook.presence import front_ends\nprint(front_ends.sessions())")
+        assert seen.text().strip() == repr([closing.kc.session.session])
+        frontend.close()
+        server.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("not allowed"))
+        started = time.monotonic()
+        execution = closing.execute("%%chat\n1+1", timeout=30)
+        assert execution.reply["content"]["status"] == "ok"
+        assert time.monotonic() - started < 20  # render_grace (1 s), not approval_timeout (120 s)
+        assert "nobody can approve 'add' here (no front end showed the approval within 1 s" in \
+            server.requests[2].function_response("c1")["error"]
+    finally:
+        closing.shutdown()
+
+
+# -- display_chat: what %%chat does, as a call --------------------------------------------------------
+
+def test_await_display_chat_shows_the_widget_takes_a_click_and_leaves_the_static_copy(kernel, fresh):
+    name = new_name()
+    kernel.run(f"import agy_jupyter as agy\nfrom agy_jupyter.agent.directory import agents\n"
+               f"{name} = agents.create({name!r}, tools=[add])")  # default policy: ask
+    fresh.enqueue(Reply.function_call("add", {"a": 20, "b": 22}, id="c1"),
+                  Reply.text("It is **42**.", chunks=3, delay=0.02))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"response = await agy.display_chat({name}, 'What is 20 + 22?')", wait=False)
+    comm = _approval_comm(kernel, before)
+    kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
+    kernel.wait(execution)
+    assert execution.reply["content"]["status"] == "ok", execution.errors()
+    shown, _ = widget_text(kernel, stream_comm(kernel, execution))  # the live widget, in this cell
+    assert shown == "It is **42**."
+    assert fresh.requests[1].function_response("c1") == {"result": 42}
+    static = static_copy(execution)  # the widget's output was replaced by the static copy
+    assert static["text/plain"] == "It is **42**." and static[TRANSCRIPT_MIME]["status"] == "done"
+    assert kernel.run("print(type(response).__name__, response.text)").text() == "ChatResponse It is **42**.\n"
+
+
+def test_display_chat_by_name_with_output_and_background(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("stored", chunks=2))
+    kernel.run(f"import agy_jupyter as agy\nawait agy.display_chat({name!r}, 'hi', output='stored_{name}')")
+    assert kernel.run(f"print(stored_{name})").text() == "stored\n"
+    fresh.enqueue(Reply.text("later", chunks=2, delay=0.1))
+    started = time.monotonic()
+    background = kernel.run(f"stream = await agy.display_chat({name!r}, 'hi', background=True, output='bg_{name}')")
+    assert time.monotonic() - started < 1.0
+    assert kernel.run("print((await stream).text)").text() == "later\n"
+    assert wait_until(lambda: any(m["msg_type"] == "update_display_data" for m in background.messages))
+    assert wait_until(lambda: kernel.run(f"print('bg_{name}' in globals())").text().strip() == "True", step=0.1)
+
+
+def test_display_chat_blocking_in_a_kernel_decides_approvals_by_the_setting(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add")
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 2}, id="c1"), Reply.text("I could not add."))
+    execution = kernel.run(f"import agy_jupyter as agy\nr = agy.display_chat_blocking({name!r}, 'add 1 and 2')\n"
+                           "print(r.text)")
+    assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no button nobody can click
+    assert "nobody can approve" in fresh.requests[1].function_response("c1")["error"]
+    assert static_copy(execution)["text/plain"] == "I could not add."
+    assert execution.text() == "I could not add.\n"
+
+
+# -- every output is readable as text/plain (jupyter console, logs) ----------------------------------
+
+OBJECT_REPR = re.compile(r"<[\w.]+ object( at 0x[0-9a-f]+)?>|^\w+\(")
+
+
+def plain_outputs(execution) -> list[str]:
+    return [m["content"]["data"]["text/plain"] for m in execution.outputs
+            if m["msg_type"] in ("display_data", "execute_result")]
+
+
+def test_every_output_has_a_readable_text_plain(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("plain words", chunks=3, delay=0.05, usage=Usage(prompt=1200, output=34)))
+    chat = kernel.run(f"%%chat {name}\nhello")
+    live = [m["content"]["data"] for m in chat.messages if m["msg_type"] == "display_data"]
+    assert live and all(not OBJECT_REPR.search(data["text/plain"]) for data in live), live
+    assert f"[{name}:" in live[0]["text/plain"]  # the reply's progress, not "VBox(children=...)"
+    for line in ("list", f"info {name}", f"usage {name}", "config"):
+        execution = kernel.run(f"%agent {line}")
+        plain = plain_outputs(execution)
+        assert all(not OBJECT_REPR.search(text) for text in plain), (line, plain)
+        assert plain or execution.text(), line
+    usage = kernel.run(f"%agent usage {name}")
+    [result] = [m["content"]["data"] for m in usage.outputs if m["msg_type"] == "execute_result"]
+    table = result["text/plain"]
+    assert "Prompt" in table and "1,200" in table and "Context:" in table and "≈$" in table
+    assert "application/vnd.jupyter.widget-view+json" in result  # the widget for front ends that render it
+
+
+def test_history_has_a_readable_text_plain(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name}")
+    fresh.enqueue(Reply.text("remember me"))
+    kernel.run(f"%%chat {name}\nhello")
+    plain = plain_outputs(kernel.run(f"%agent history {name}"))
+    assert plain and all(not OBJECT_REPR.search(text) for text in plain) and "remember me" in plain[0], plain

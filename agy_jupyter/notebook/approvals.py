@@ -1,28 +1,31 @@
 """Approval handlers for notebook cells: a live Approve / Deny view, or the non-interactive setting.
 
-The handler runs on the runtime loop (the agent awaits it). Clicks arrive on the kernel's main
-thread and are handed over with call_soon_threadsafe. Nothing waits for a click that cannot come:
-if no front end renders the view within the grace period, or nobody answers within the approval
-timeout, the call is decided without the user and the reason goes back to the model.
+The handler runs on the runtime loop (the agent awaits it). The ApprovalView is created, shown and
+updated on the kernel's main thread (widgets have no locks); clicks arrive there too and are handed
+over with call_soon_threadsafe. Nothing waits for a click that cannot come: unless a front end
+renders this very view within `render_grace` (a tab that showed an earlier reply may be closed by
+now), or if nobody answers within `approval_timeout`, the call is decided without the user and the
+reason goes back to the model.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from ..agent.policies import Approval, ApprovalRequest
-from .live_reply import DisplaySettings, FrontendPresence, LiveReply
+from .live_reply import DisplaySettings, LiveReply
+from .presence import RenderedBy, front_ends, sender_session
 from .widgets import ApprovalView
 
-_RENDER_POLL = 0.02
 
-
-def non_interactive(request: ApprovalRequest, settings: DisplaySettings) -> Approval:
+def non_interactive(request: ApprovalRequest, settings: DisplaySettings,
+                    why: str = "no live notebook front end") -> Approval:
     """The decision when no one can click: the `headless_approval` setting."""
     if settings.headless_approval == "allow":
         return Approval(approved=True, reason="allowed by AgyMagics.headless_approval")
     return Approval(approved=False, reason=(
-        f"nobody can approve {request.tool!r} here (no live notebook front end). To let it run, create the "
+        f"nobody can approve {request.tool!r} here ({why}). To let it run, create the "
         f"agent with `--policy allow`, or set %config AgyMagics.headless_approval = 'allow'"))
 
 
@@ -46,49 +49,64 @@ class CellApprover:
     async def __call__(self, request: ApprovalRequest) -> Approval:
         loop = asyncio.get_running_loop()
         decided: asyncio.Future[Approval] = loop.create_future()
-        rendered = asyncio.Event()
-        view = ApprovalView(agent=request.agent, tool=request.tool, state="pending",
-                            args_json=json.dumps(request.args, indent=2, ensure_ascii=False, default=str),
-                            timeout_seconds=self.settings.approval_timeout)
+        rendered = RenderedBy()
 
-        def on_message(_widget, content, _buffers) -> None:  # main thread: hand over, touch nothing
+        def on_message(_widget: Any, content: Any, _buffers: Any) -> None:  # main thread: hand over only
             if not isinstance(content, dict):
                 return
             if content.get("type") == "rendered":
-                FrontendPresence.seen = True
-                loop.call_soon_threadsafe(rendered.set)
+                rendered.mark(sender_session())
             elif content.get("type") == "decision":
                 answer = Approval(approved=bool(content.get("approved")), reason=str(content.get("reason") or "") or None,
                                   always=bool(content.get("always")))
-                loop.call_soon_threadsafe(lambda: decided.done() or decided.set_result(answer))
+                loop.call_soon_threadsafe(_settle_once, decided, answer)
 
-        view.set_handler(on_message)
-        self.live.add_view(view)
+        def show() -> ApprovalView:  # main thread
+            view = ApprovalView(agent=request.agent, tool=request.tool, state="pending",
+                                args_json=json.dumps(request.args, indent=2, ensure_ascii=False, default=str),
+                                timeout_seconds=self.settings.approval_timeout)
+            view.set_handler(on_message)
+            self.live.add_view(view)
+            return view
+
+        shown: list[ApprovalView] = []  # for the cancel path
         try:
-            if not await self._front_end_present(rendered):
-                answer = non_interactive(request, self.settings)
-                view.state, view.reason = ("approved" if answer.approved else "denied"), answer.reason or ""
-                return answer
+            try:  # the main thread is busy while a plain cell runs: the view appears when it ends
+                async with asyncio.timeout(self.settings.approval_timeout):
+                    view = await asyncio.wrap_future(self.live.main.call(show))
+            except TimeoutError:
+                return non_interactive(request, self.settings, f"the kernel ran other code for "
+                                                               f"{self.settings.approval_timeout:g} s")
+            except RuntimeError as exc:  # the kernel's loop is closed: it is shutting down
+                return non_interactive(request, self.settings, f"the kernel is shutting down: {exc}")
+            shown.append(view)
+            if not await rendered.wait(self.settings.render_grace):
+                why = (f"no front end showed the approval within {self.settings.render_grace:g} s; the notebook "
+                       f"tab may be closed" if front_ends.any_seen() else "no live notebook front end")
+                return self._settle(view, non_interactive(request, self.settings, why))
             try:
                 async with asyncio.timeout(self.settings.approval_timeout):
                     answer = await decided
             except TimeoutError:
-                view.state, view.reason = "timeout", f"no answer within {self.settings.approval_timeout:g} s"
+                self._show(view, "timeout", f"no answer within {self.settings.approval_timeout:g} s")
                 return Approval(approved=False, reason=f"the user did not answer within "
                                                        f"{self.settings.approval_timeout:g} s")
-            view.state, view.reason = ("approved" if answer.approved else "denied"), answer.reason or ""
-            return answer
+            return self._settle(view, answer)
         except asyncio.CancelledError:
-            view.state = "cancelled"
+            for view in shown:
+                self._show(view, "cancelled", "")
             raise
 
-    async def _front_end_present(self, rendered: asyncio.Event) -> bool:
-        """True once this view or the reply rendered; False after the grace period with no front end."""
-        if FrontendPresence.seen or self.live.rendered.is_set():
-            return True
-        deadline = asyncio.get_running_loop().time() + self.settings.render_grace
-        while asyncio.get_running_loop().time() < deadline:
-            if rendered.is_set() or self.live.rendered.is_set():
-                return True
-            await asyncio.sleep(_RENDER_POLL)
-        return False
+    def _settle(self, view: ApprovalView, answer: Approval) -> Approval:
+        self._show(view, "approved" if answer.approved else "denied", answer.reason or "")
+        return answer
+
+    def _show(self, view: ApprovalView, state: str, reason: str) -> None:
+        def write() -> None:  # main thread: the view's only writer
+            view.state, view.reason = state, reason
+        self.live.main.post(write)
+
+
+def _settle_once(decided: asyncio.Future, answer: Approval) -> None:
+    if not decided.done():  # a second click (two front ends) changes nothing
+        decided.set_result(answer)

@@ -1,23 +1,26 @@
 """LiveReply: renders one running reply into the cell that started it.
 
-Threads: the widgets are created and displayed on the kernel's main thread (the cell); after that
-only the runtime thread writes to them (one writer per widget: they have no locks). Front-end
-messages arrive on the main thread and only hand work to the runtime loop.
+Threads: the widgets are created, displayed, extended (approval views) and closed on the kernel's
+main thread (the cell, or later through `MainThread`); the runtime thread only sends the StreamView
+its ops messages (sending is thread-safe) and updates the display. Widget state has one writer, the
+main thread, as widgets have no locks. Front-end messages arrive on the main thread and only hand
+work to the runtime loop.
 
 Bytes: the kernel sends only deltas, coalesced to one message per `coalesce_interval` (the first one
 at once, so the first token is not delayed). When the reply ends, the widget is replaced by a static
 copy (sanitized HTML + plain text + JSON transcript) that a saved notebook shows without a kernel.
 
-Headless runs (nbclient, papermill): no front end ever answers "rendered". After `render_grace`
-seconds the reply degrades to coalesced plain text in the same output, and approvals follow the
-non-interactive setting instead of waiting for a click nobody can give.
+Headless runs (nbclient, papermill): no front end ever answers "rendered" in this kernel. After
+`render_grace` seconds the reply degrades to coalesced plain text in the same output. Approvals follow
+the non-interactive setting unless a front end renders the approval view itself (a closed tab does
+not), instead of waiting for a click nobody can give. Every output has a readable text/plain, so a
+text-only front end (jupyter console) shows progress, not a widget repr.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import contextvars
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -28,6 +31,8 @@ from IPython.display import display
 from ..agent.events import TurnFinished
 from ..runtime.errors import AgyError
 from ..runtime.stream import ChatStream
+from .main_thread import MainThread
+from .presence import RenderedBy, front_ends, sender_session
 from .transcript import Transcript
 from .usage import usage_line
 from .widgets import StreamView, ensure_assets
@@ -46,12 +51,6 @@ class DisplaySettings:
     prices: dict = field(default_factory=dict)
 
 
-class FrontendPresence:
-    """Whether any of our views has rendered in a front end during this kernel session."""
-
-    seen = False
-
-
 def merge_ops(ops: list[list[Any]]) -> list[list[Any]]:
     """Join neighbouring text (and thought) deltas: fewer, larger ops in one message."""
     merged: list[list[Any]] = []
@@ -64,14 +63,15 @@ def merge_ops(ops: list[list[Any]]) -> list[list[Any]]:
 
 
 class LiveReply:
-    """The widget for one reply, fed by the turn's events on the runtime loop."""
+    """The widget for one reply, fed by the turn's events on the runtime loop. Create it in the cell."""
 
     def __init__(self, agent: str, model: str, settings: DisplaySettings, loop: asyncio.AbstractEventLoop,
                  *, widget: bool = True):
         self.settings = settings
         self.transcript = Transcript(agent=agent, model=model)
         self.loop = loop
-        self.rendered = threading.Event()
+        self.main = MainThread()  # where widgets and the namespace are written
+        self.rendered = RenderedBy()
         self.finished: concurrent.futures.Future = concurrent.futures.Future()
         self.text_mode = not widget  # without a widget (blocking fallback): coalesced text from the start
         self.on_stop: Callable[[], None] = lambda: None
@@ -88,7 +88,8 @@ class LiveReply:
             self.box = ipywidgets.VBox([self.view])
             self._widgets += [self.view, self.box]
             self.view.set_handler(self._on_front_message)
-            self.handle = display(self.box, display_id=True)
+            bundle = {**self.box._repr_mimebundle_(), "text/plain": self._plain_progress()}
+            self.handle = display(bundle, raw=True, display_id=True)
         else:
             self.handle = display({"text/plain": self._plain_progress()}, raw=True, display_id=True)
 
@@ -112,18 +113,26 @@ class LiveReply:
     def _on_front_message(self, _widget: Any, content: dict, _buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "rendered":
-            self.rendered.set()
-            FrontendPresence.seen = True
+            self.rendered.mark(sender_session())
             self.loop.call_soon_threadsafe(self._replay, context=self._ctx.copy())
         elif kind == "stop":
             self.on_stop()
 
-    # -- runtime loop ----------------------------------------------------------------------------
-
     def add_view(self, view: Any) -> None:
-        """Show another widget (an approval) under the reply; runtime thread only."""
+        """Show another widget (an approval) under the reply; main thread only (`self.main.call`)."""
+        if self.finished.done():  # the reply ended meanwhile: nothing to show it under
+            view.close()
+            return
         self._widgets.insert(0, view)
         self.box.children = (*self.box.children, view)
+
+    def _after_finish(self, response: Any, error: BaseException | None) -> None:
+        """The main thread's part of the end: close the widgets, then the caller's on_finish."""
+        for widget in self._widgets:
+            widget.close()
+        self.on_finish(response, error)
+
+    # -- runtime loop ----------------------------------------------------------------------------
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, TurnFinished):
@@ -162,7 +171,7 @@ class LiveReply:
         self.view.send({"type": "ops", "ops": merge_ops(self.transcript.replay_ops()), "reset": True})
 
     def _arm_headless_check(self) -> None:
-        if not FrontendPresence.seen:
+        if not front_ends.any_seen():  # a front end that rendered here before may just be slow this time
             self.loop.call_later(self.settings.render_grace, self._check_headless,
                                  context=contextvars.copy_context())
 
@@ -200,9 +209,7 @@ class LiveReply:
             transcript.status = "cancelled" if response.cancelled else "done"
             transcript.usage_line = usage_line(response.usage, transcript.model, self.settings.prices)
         try:
-            self.on_finish(response, error)
             self.handle.update(transcript.static_bundle(), raw=True)
-            for widget in self._widgets:
-                widget.close()
         finally:
             self.finished.set_result(response)
+            self.main.post(self._after_finish, response, error)

@@ -7,103 +7,59 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Unicode
 
 from ..agent.backend import resolve_credentials
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
-from ..agent.history import Usage
 from ..agent.policies import Decision
 from ..runtime.errors import AgyError, ConfigError
 from .live_reply import DisplaySettings
 from .safe_html import escape_inline
 from .transcript import history_bundle
-from .usage import DEFAULT_CONTEXT_LIMITS, DEFAULT_PRICES, usage_data
+from .usage import DEFAULT_CONTEXT_LIMITS, DEFAULT_PRICES, usage_report
 from .widgets import UsageView
 
+def _plain_usage() -> kwds:
+    """"usage: %agent create ..." in errors and help (IPython's own formatter writes "::\n\n  %agent ...").
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing and exiting (a magic must never exit the kernel)."""
-
-    def error(self, message: str) -> None:
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> None:
-        raise UsageError((message or "").strip() or self.format_usage().strip())
+    A new decorator for each subcommand: IPython writes the description into the dict it holds."""
+    return kwds(formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def chat_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="%%chat", add_help=False, description="Talk to an agent; the cell body is the prompt.")
-    parser.add_argument("name", nargs="?", help="the agent (default: the current default agent)")
-    parser.add_argument("-o", metavar="VAR", help="store the reply text in the variable VAR")
-    parser.add_argument("-i", "--interpolate", action="store_true",
-                        help="replace {name} with the value of `name` from the namespace (other braces stay)")
-    parser.add_argument("--background", action="store_true",
-                        help="return at once; the reply streams into this cell with a Stop button")
-    parser.add_argument("--no-thoughts", action="store_true", help="hide the model's thoughts")
-    return parser
+AGENT_DESCRIPTION = "Create, configure and manage agents."
+AGENT_EXAMPLES = """
+Examples:
+  %agent create analyst --model gemini-2.5-flash --tools load_csv --policy ask
+  %agent list
+  %agent history analyst --last 2
+  %agent send analyst writer "Summarise your findings for the report"
+"""
+CHAT_EXAMPLES = """Examples:
+  %%chat analyst -o answer
+  What are the three largest values in {df}?   (with -i, {df} becomes a compact summary of df)
+
+The same from Python: `await agy_jupyter.display_chat(agent, prompt)`."""
 
 
-def agent_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="%agent", add_help=False, description="Create, configure and manage agents.")
-    commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
-
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, description=help, add_help=False)
-
-    create = command("create", "create an agent (the first one becomes the default)")
-    create.add_argument("name")
-    create.add_argument("--model", help="the Gemini model (default: AgyMagics.default_model)")
-    system = create.add_mutually_exclusive_group()
-    system.add_argument("--system", metavar="TEXT", help="the system instruction")
-    system.add_argument("--system-var", metavar="VAR", help="take the system instruction from variable VAR")
-    create.add_argument("--tools", metavar="f,g", help="callables from the namespace to offer as tools")
-    create.add_argument("--builtin", metavar="NAME", nargs="+", help="builtin tools to enable")
-    create.add_argument("--policy", choices=[d.value for d in Decision], default="ask",
-                        help="what tool calls need: ask (approve each), allow, deny (default: ask)")
-    create.add_argument("--temperature", type=float)
-    create.add_argument("--max-output-tokens", type=int)
-    create.add_argument("--thinking-budget", type=int)
-    create.add_argument("--use", action="store_true", help="make it the default agent")
-    command("list", "a table of the agents")
-    command("use", "make NAME the default agent").add_argument("name")
-    command("info", "settings and state of an agent").add_argument("name", nargs="?")
-    history = command("history", "the agent's conversation, rendered")
-    history.add_argument("name", nargs="?")
-    history.add_argument("--last", type=int, metavar="N", help="only the last N turns")
-    command("usage", "token usage and estimated cost").add_argument("name", nargs="?")
-    command("clear", "forget an agent's conversation").add_argument("name")
-    cancel = command("cancel", "cancel a running reply")
-    cancel.add_argument("name", nargs="?")
-    cancel.add_argument("--all", action="store_true", help="cancel every agent's reply")
-    command("delete", "delete an agent").add_argument("name")
-    save = command("save", "save an agent (settings and history, never the key) as JSON")
-    save.add_argument("name")
-    save.add_argument("path")
-    load = command("load", "load an agent saved with %agent save")
-    load.add_argument("path")
-    load.add_argument("--name", help="load it under another name")
-    load.add_argument("--tools", metavar="f,g", help="the callables its tools refer to")
-    send = command("send", "send a message from one agent to another")
-    send.add_argument("sender")
-    send.add_argument("to")
-    send.add_argument("message", nargs="+")
-    command("config", "the effective settings (never the key)")
-    return parser
+HELP_FLAGS = {"-h", "--help"}  # answered by printing the help: argparse's own help action would exit
 
 
-def _help(parser: argparse.ArgumentParser) -> str:
-    text = parser.format_help()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            text += "".join(f"\n{sub.format_help()}" for sub in action.choices.values())
-    return text
+def parse_magic_line(magic: Any, line: str) -> argparse.Namespace:
+    """Parse a line with the magic's `magic_arguments` parser; a bad line is one UsageError plus the usage."""
+    parser = magic.parser
+    try:
+        return parser.parse_argstring(line)
+    except UsageError as exc:  # raised by IPython's MagicArgumentParser.error
+        raise UsageError(f"{exc}\n{parser.format_usage().strip()}") from None
+    except ValueError as exc:  # unbalanced quotes
+        raise UsageError(f"{exc}: {line.strip()!r}\n{parser.format_usage().strip()}") from None
 
 
 @magics_class
@@ -135,8 +91,18 @@ class AgyMagics(Magics):
 
     # -- %%chat ----------------------------------------------------------------------------------
 
+    @magic_arguments(name="%%chat")
+    @kwds(formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CHAT_EXAMPLES)
+    @argument("name", nargs="?", help="the agent (default: the current default agent)")
+    @argument("-o", metavar="VAR", help="store the reply text in the variable VAR")
+    @argument("-i", "--interpolate", action="store_true",
+              help="replace {name} with the value of `name` from the namespace (other braces stay)")
+    @argument("--background", action="store_true",
+              help="return at once; the reply streams into this cell with a Stop button")
+    @argument("--no-thoughts", action="store_true", help="hide the model's thoughts")
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
+        """Talk to an agent; the cell body is the prompt."""
         from .cell import chat_cell_blocking  # in a kernel with autoawait the cell never gets here
         chat_cell_blocking(line, cell)
 
@@ -144,20 +110,24 @@ class AgyMagics(Magics):
 
     @line_magic
     def agent(self, line: str) -> Any:
+        words = line.split(None, 1)
+        if not words:
+            raise UsageError(f"say what to do\n{agent_usage()}")
+        if words[0] in HELP_FLAGS or words[0] == "help":
+            print(AgyMagics.agent.__doc__)
+            return None
+        handler = SUBCOMMANDS.get(words[0])
+        if handler is None:
+            raise UsageError(f"invalid choice: {words[0]!r} (choose from {', '.join(SUBCOMMANDS)})\n{agent_usage()}")
+        rest = words[1] if len(words) > 1 else ""
+        if HELP_FLAGS & set(rest.split()):
+            print(handler.parser.format_help())
+            return None
+        args = parse_magic_line(handler, rest)
         try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            raise UsageError(f"{exc}\n{agent_parser().format_usage().strip()}") from None
-        parser = agent_parser()
-        args = parser.parse_args(words)
-        if args.command is None:
-            raise UsageError(f"say what to do\n{parser.format_usage().strip()}")
-        handler: Callable[[argparse.Namespace], Any] = getattr(self, f"_agent_{args.command}")
-        try:
-            return handler(args)
+            return handler(self, args)
         except AgyError as exc:
-            sub = parser._subparsers._group_actions[0].choices[args.command]  # the subcommand's usage
-            raise UsageError(f"{exc}\n{sub.format_usage().strip()}") from None
+            raise UsageError(f"{exc}\n{handler.parser.format_usage().strip()}") from None
 
     def _callables(self, names: str | None) -> list[Callable]:
         found = []
@@ -168,9 +138,26 @@ class AgyMagics(Magics):
             found.append(value)
         return found
 
+    @magic_arguments(name="%agent create")
+    @_plain_usage()
+    @argument("name")
+    @argument("--model", help="the Gemini model (default: AgyMagics.default_model)")
+    @argument("--system", metavar="TEXT", help="the system instruction")
+    @argument("--system-var", metavar="VAR", help="take the system instruction from variable VAR")
+    @argument("--tools", metavar="f,g", help="callables from the namespace to offer as tools")
+    @argument("--builtin", metavar="NAME", nargs="+", help="builtin tools to enable")
+    @argument("--policy", choices=[d.value for d in Decision], default="ask",
+              help="what tool calls need: ask (approve each), allow, deny (default: ask)")
+    @argument("--temperature", type=float)
+    @argument("--max-output-tokens", type=int)
+    @argument("--thinking-budget", type=int)
+    @argument("--use", action="store_true", help="make it the default agent")
     def _agent_create(self, args: argparse.Namespace) -> None:
+        """create an agent (the first one becomes the default)"""
         system = args.system
         if args.system_var is not None:
+            if system is not None:
+                raise ConfigError("give --system or --system-var, not both")
             if args.system_var not in self.shell.user_ns:
                 raise ConfigError(f"--system-var: no variable {args.system_var!r}")
             system = str(self.shell.user_ns[args.system_var])
@@ -183,7 +170,10 @@ class AgyMagics(Magics):
         default = " (default)" if self.directory.default_name == agent.name else ""
         print(f"Created agent {agent.name!r} on {agent.config.model}{default}.")
 
+    @magic_arguments(name="%agent list")
+    @_plain_usage()
     def _agent_list(self, args: argparse.Namespace) -> None:
+        """a table of the agents"""
         rows = self.directory.list()
         if not rows:
             print("No agents yet. Create one with: %agent create NAME")
@@ -191,43 +181,70 @@ class AgyMagics(Magics):
         header = "<tr><th></th><th>name</th><th>model</th><th>turns</th><th>tokens</th><th>state</th></tr>"
         body = "".join(f"<tr><td>{'★' if r.default else ''}</td><td>{escape_inline(r.name)}</td><td>{r.model}</td>"
                        f"<td>{r.turns}</td><td>{r.tokens:,}</td><td>{r.state}</td></tr>" for r in rows)
-        plain = "\n".join(f"{'*' if r.default else ' '} {r.name:<16} {r.model:<24} {r.turns:>5} {r.tokens:>9,} "
-                          f"{r.state}" for r in rows)
+        plain = "\n".join(f"{'*' if default else ' '} {name:<16} {model:<24} {turns:>5} {tokens:>9} {state}"
+                          for default, name, model, turns, tokens, state in
+                          [(False, "name", "model", "turns", "tokens", "state"),
+                           *((r.default, r.name, r.model, r.turns, f"{r.tokens:,}", r.state) for r in rows)])
         display({"text/html": f"<table>{header}{body}</table>", "text/plain": plain}, raw=True)
 
+    @magic_arguments(name="%agent use")
+    @_plain_usage()
+    @argument("name")
     def _agent_use(self, args: argparse.Namespace) -> None:
+        """make NAME the default agent"""
         self.directory.use(args.name)
         print(f"{args.name!r} is now the default agent.")
 
+    @magic_arguments(name="%agent info")
+    @_plain_usage()
+    @argument("name", nargs="?")
     def _agent_info(self, args: argparse.Namespace) -> None:
+        """settings and state of an agent"""
         agent = self.directory.get(args.name)
         info = self.directory.info(agent.name)  # one describe command: state, counts, last error
         config = json.loads(agent.config.to_json())
         lines = [f"agent {agent.name} (id {agent.id}){' — default' if info.default else ''}",
                  f"state: {info.state}; turns: {info.turns}; tokens: {info.tokens:,}"]
         lines += [f"{key}: {value}" for key, value in config.items() if value not in (None, [], {})]
+        stuck = getattr(info, "stuck_calls", None) or []
+        if stuck:
+            lines.append(f"stuck tool calls ({len(stuck)}): " + ", ".join(
+                f"{call['tool']} ({call['seconds']:.0f} s)" for call in stuck))
         if info.last_error:
             lines.append(f"last error: {info.last_error}")
         print("\n".join(lines))
 
+    @magic_arguments(name="%agent history")
+    @_plain_usage()
+    @argument("name", nargs="?")
+    @argument("--last", type=int, metavar="N", help="only the last N turns")
     def _agent_history(self, args: argparse.Namespace) -> None:
+        """the agent's conversation, rendered"""
         agent = self.directory.get(args.name)
         display(history_bundle(agent.history(), last_turns=args.last), raw=True)
 
+    @magic_arguments(name="%agent usage")
+    @_plain_usage()
+    @argument("name", nargs="?")
     def _agent_usage(self, args: argparse.Namespace) -> UsageView:
+        """token usage, estimated cost and context fill"""
         agent = self.directory.get(args.name)
-        total = agent.usage()
-        session = sum((self.directory.get(name).usage() for name in self.directory.names()), Usage())
-        context = self.directory.info(agent.name).context_tokens
-        data = usage_data(agent.config.model, [("This turn", agent.last_turn_usage()), ("This agent", total),
-                                               ("Session", session)], context, self.prices, self.context_limits)
-        return UsageView(data=data)
+        return UsageView(data=usage_report(agent, self.directory, prices=self.prices, limits=self.context_limits))
 
+    @magic_arguments(name="%agent clear")
+    @_plain_usage()
+    @argument("name")
     def _agent_clear(self, args: argparse.Namespace) -> None:
+        """forget an agent's conversation"""
         self.directory.get(args.name).clear()
         print(f"Cleared {args.name!r}'s conversation.")
 
+    @magic_arguments(name="%agent cancel")
+    @_plain_usage()
+    @argument("name", nargs="?")
+    @argument("--all", action="store_true", help="cancel every agent's reply")
     def _agent_cancel(self, args: argparse.Namespace) -> None:
+        """cancel a running reply"""
         if args.all:
             busy = self.directory.cancel_all()
             print(f"Cancelled {busy} running {'reply' if busy == 1 else 'replies'}.")
@@ -237,25 +254,49 @@ class AgyMagics(Magics):
         agent.cancel()
         print(f"Cancelled {agent.name!r}'s reply." if busy else f"{agent.name!r} was not answering.")
 
+    @magic_arguments(name="%agent delete")
+    @_plain_usage()
+    @argument("name")
     def _agent_delete(self, args: argparse.Namespace) -> None:
+        """delete an agent"""
         self.directory.delete(args.name)
         print(f"Deleted {args.name!r}.")
 
+    @magic_arguments(name="%agent save")
+    @_plain_usage()
+    @argument("name")
+    @argument("path")
     def _agent_save(self, args: argparse.Namespace) -> None:
+        """save an agent (settings and history, never the key) as JSON"""
         path = self.directory.save(args.name, args.path)
         print(f"Saved {args.name!r} to {path} (no credentials inside).")
 
+    @magic_arguments(name="%agent load")
+    @_plain_usage()
+    @argument("path")
+    @argument("--name", help="load it under another name")
+    @argument("--tools", metavar="f,g", help="the callables its tools refer to")
     def _agent_load(self, args: argparse.Namespace) -> None:
+        """load an agent saved with %agent save"""
         agent = self.directory.load(args.path, tools=self._callables(args.tools), name=args.name)
         print(f"Loaded {agent.name!r} ({agent.turn_count()} turns) from {args.path}.")
 
+    @magic_arguments(name="%agent send")
+    @_plain_usage()
+    @argument("sender")
+    @argument("to")
+    @argument("message", nargs="+")
     def _agent_send(self, args: argparse.Namespace) -> None:
+        """send a message from one agent to another"""
         sender = self.directory.get(args.sender)
         target = self.directory.get(args.to)
         sender.send(target, " ".join(args.message))
         print(f"Sent to {target.name!r}; it answers when idle (see %agent history {target.name}).")
 
+    @magic_arguments(name="%agent config")
+    @_plain_usage()
     def _agent_config(self, args: argparse.Namespace) -> None:
+        """the effective settings (never the key)"""
         try:
             backend = resolve_credentials().describe()
         except AgyError as exc:
@@ -267,15 +308,20 @@ class AgyMagics(Magics):
         print("\n".join(lines))
 
 
-AgyMagics.agent.__doc__ = _help(agent_parser()) + """
-Examples:
-  %agent create analyst --model gemini-2.5-flash --tools load_csv --policy ask
-  %agent list
-  %agent history analyst --last 2
-  %agent send analyst writer "Summarise your findings for the report"
-"""
-AgyMagics.chat.__doc__ = chat_parser().format_help() + """
-Examples:
-  %%chat analyst -o answer
-  What are the three largest values in {df}?   (with -i, {df} becomes a compact summary of df)
-"""
+# The subcommands in the order of their definition: "create" -> AgyMagics._agent_create
+SUBCOMMANDS: dict[str, Any] = {
+    name.removeprefix("_agent_"): method for name, method in vars(AgyMagics).items() if name.startswith("_agent_")}
+
+
+def agent_usage() -> str:
+    return f"usage: %agent {{{','.join(SUBCOMMANDS)}}} ..."
+
+
+def _agent_help() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    summary = "\n".join(f"  {name:<{width}}  {handler.parser.description}" for name, handler in SUBCOMMANDS.items())
+    details = "\n".join(handler.parser.format_help() for handler in SUBCOMMANDS.values())
+    return f"{agent_usage()}\n\n{AGENT_DESCRIPTION}\n\nsubcommands:\n{summary}\n\n{details}{AGENT_EXAMPLES}"
+
+
+AgyMagics.agent.__doc__ = _agent_help()

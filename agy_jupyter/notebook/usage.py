@@ -1,8 +1,14 @@
-"""Token usage for display: cost estimates from a price table, context fill against the model's limit."""
+"""Token usage for display: cost estimates from a price table, context fill against the model's limit.
+
+`usage_report(agent)` is what `%agent usage` shows (this turn, this agent, the session, the context
+fill), as data for the UsageView and as a plain-text table (`usage_text`) for terminals and logs.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..agent.api import Agent
+from ..agent.directory import AgentDirectory, agents
 from ..agent.history import Usage
 
 # USD per million tokens; estimates from published list prices, for orientation only. Thinking
@@ -56,6 +62,52 @@ def usage_data(model: str, scopes: list[tuple[str, Usage]], context_used: int,
     return {"model": model, "rows": [usage_row(scope, usage, model, prices) for scope, usage in scopes],
             "context": {"used": context_used, "limit": limit, "percent": percent}, "currency": "USD",
             "note": ESTIMATE_NOTE}
+
+
+def session_usage(directory: AgentDirectory | None = None) -> Usage:
+    """Tokens used by every agent of `directory` (default: the notebook's `agents`)."""
+    directory = directory if directory is not None else agents
+    return sum((directory.get(name).usage() for name in directory.names()), Usage())
+
+
+def usage_report(agent: Agent, directory: AgentDirectory | None = None, *,
+                 prices: Mapping[str, Mapping[str, float]] = DEFAULT_PRICES,
+                 limits: Mapping[str, int] = DEFAULT_CONTEXT_LIMITS) -> dict[str, Any]:
+    """This turn, this agent and the session (the agents of `directory`), with costs and the context fill."""
+    context = agent.runtime.describe(agent.id)["context_tokens"]  # the agent's own runtime
+    scopes = [("This turn", agent.last_turn_usage()), ("This agent", agent.usage()),
+              ("Session", session_usage(directory))]
+    return {"agent": agent.name, **usage_data(agent.config.model, scopes, context, prices, limits)}
+
+
+_COLUMNS = (("prompt", "Prompt"), ("output", "Output"), ("thinking", "Thinking"), ("cached", "Cached"))
+
+
+def usage_text(data: Mapping[str, Any]) -> str:
+    """The usage data as a plain-text table: what a terminal, jupyter console or a log shows."""
+    rows = data.get("rows", [])
+    scope_width = max([len("Scope"), *(len(str(row["scope"])) for row in rows)])
+    header = "Scope".ljust(scope_width) + "".join(f"{title:>12}" for _, title in _COLUMNS) + f"{'Cost':>14}"
+    lines = [f"Usage of {data['agent']!r} on {data.get('model', '')}" if data.get("agent")
+             else f"Usage on {data.get('model', '')}", header]
+    for row in rows:
+        shown = _cost_text(row.get("cost"))
+        lines.append(str(row["scope"]).ljust(scope_width) + "".join(f"{row[key]:>12,}" for key, _ in _COLUMNS)
+                     + f"{shown:>14}")
+    context = data.get("context") or {}
+    if context.get("limit"):
+        lines.append(f"Context: {context['used']:,} of {context['limit']:,} tokens ({context['percent']:.1f}% full)")
+    elif context:
+        lines.append(f"Context: {context.get('used', 0):,} tokens (no known limit for this model)")
+    if data.get("note"):
+        lines.append(data["note"])
+    return "\n".join(lines)
+
+
+def _cost_text(cost: float | None) -> str:
+    if cost is None:
+        return "no price"
+    return "<$0.0001" if 0 < cost < 0.00005 else f"≈${cost:.4f}"
 
 
 def usage_line(usage: Usage, model: str, prices: Mapping[str, Mapping[str, float]]) -> str:

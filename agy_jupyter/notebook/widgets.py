@@ -18,6 +18,8 @@ from typing import Callable
 import anywidget
 import traitlets as t
 
+from .usage import usage_text
+
 STATIC_DIR = pathlib.Path(__file__).parent / "static"
 BUILD_HINT = ("build the front end with `npm --prefix labextension install && npm --prefix labextension run build` "
               "in a source checkout, or reinstall agy_jupyter")
@@ -132,3 +134,7 @@ class UsageView(anywidget.AnyWidget):
 
     _esm = _Bundle("usage_view.js")
     data = t.Dict().tag(sync=True)
+
+    def __repr__(self) -> str:
+        """A text table: anywidget makes it the text/plain beside the widget (terminals, jupyter console, logs)."""
+        return usage_text(self.data)

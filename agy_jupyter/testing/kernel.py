@@ -172,10 +172,15 @@ class FrontEnd:
         self.kernel = kernel
         self.opened: dict[str, list[str]] = {view: [] for view in self.VIEWS}
         self.seen = threading.Event()
+        self.closed = False
         kernel.on_iopub(self._on_message)
 
+    def close(self) -> None:
+        """The tab was closed: views that open from now on are never rendered."""
+        self.closed = True
+
     def _on_message(self, msg: dict) -> None:
-        if msg["msg_type"] != "comm_open":
+        if msg["msg_type"] != "comm_open" or self.closed:
             return
         state = msg["content"].get("data", {}).get("state", {})
         for view in self.VIEWS:
