@@ -12,8 +12,8 @@ from .runtime import (AgentBusy, AgyError, BackendError, ChatStream, ConfigError
                       UnknownAgent, get_runtime)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports them on first use
-    from .notebook.chat import display_chat, display_chat_blocking
-    from .notebook.usage import session_usage, usage_report
+    from .notebook.chat import display_chat, display_chat_blocking  # noqa: F401
+    from .notebook.usage import session_usage, usage_report  # noqa: F401
 
 __version__ = "0.1.0"
 # The notebook layer imports ipywidgets: these names load it on first use, not with `import agy_jupyter`.

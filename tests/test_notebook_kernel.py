@@ -440,7 +440,9 @@ def test_await_display_chat_shows_the_widget_takes_a_click_and_leaves_the_static
     assert shown == "It is **42**."
     assert fresh.requests[1].function_response("c1") == {"result": 42}
     static = static_copy(execution)  # the widget's output was replaced by the static copy
-    assert static["text/plain"] == "It is **42**." and static[TRANSCRIPT_MIME]["status"] == "done"
+    plain = static["text/plain"].splitlines()
+    assert plain[:2] == ['[tool add: ok] {"a": 20, "b": 22} -> {"result": 42}', "It is **42**."]
+    assert static[TRANSCRIPT_MIME]["status"] == "done"
     assert kernel.run("print(type(response).__name__, response.text)").text() == "ChatResponse It is **42**.\n"
 
 
@@ -467,7 +469,8 @@ def test_display_chat_blocking_in_a_kernel_decides_approvals_by_the_setting(kern
                            "print(r.text)")
     assert not [m for m in execution.messages if m["msg_type"] == "comm_open"]  # no button nobody can click
     assert "nobody can approve" in fresh.requests[1].function_response("c1")["error"]
-    assert static_copy(execution)["text/plain"] == "I could not add."
+    plain = static_copy(execution)["text/plain"].splitlines()
+    assert plain[0].startswith("[tool add: denied]") and plain[1] == "I could not add."
     assert execution.text() == "I could not add.\n"
 
 

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 from agy_jupyter.testing import Reply, Usage
 

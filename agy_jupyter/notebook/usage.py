@@ -116,4 +116,4 @@ def usage_line(usage: Usage, model: str, prices: Mapping[str, Mapping[str, float
         return ""
     line = f"{usage.prompt_tokens:,} in / {usage.output_tokens + usage.thinking_tokens:,} out tokens"
     cost = estimate_cost(usage, model, prices)
-    return line + (f" · ≈${cost:.4f} (est.)" if cost is not None else "")
+    return line + (f" · {_cost_text(cost)} (est.)" if cost is not None else "")
