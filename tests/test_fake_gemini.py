@@ -466,8 +466,9 @@ def test_timing_ttft_and_delay(fake, client):
     fake.enqueue(Reply.text("abc", chunks=3, delay=0.1, ttft=0.2))
     t0 = time.perf_counter()
     stamps = [time.perf_counter() - t0 for _ in client.models.generate_content_stream(model=MODEL, contents="x")]
-    assert stamps[0] >= 0.19
-    assert stamps[2] - stamps[0] >= 0.19
+    assert stamps[0] >= 0.19  # the first chunk waits for ttft
+    # then two delays: measured from the start, since a late first read (a loaded machine) shortens the gap after it
+    assert stamps[2] >= 0.39
 
 
 def test_wait_for_requests_and_reset(fake, client):
