@@ -169,6 +169,29 @@ def test_always_allow_skips_the_next_approval(kernel, fresh):
     assert fresh.requests[3].function_response("c2") == {"result": 4}
 
 
+def test_deny_with_always_denies_and_the_next_call_asks_again(kernel, fresh):
+    """The widget's Deny with "always" ticked: this call is denied, and "always" never turns it into an allow."""
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("denied once"),
+                  Reply.function_call("add", {"a": 2, "b": 2}, id="c2"), Reply.text("denied twice"))
+    runs_before = kernel.run("print(len(tool_started))").text()
+    before = len(kernel.frontend.opened["ApprovalView"])
+    first = kernel.execute(f"%%chat {name}\n1+1", wait=False)
+    kernel.send_comm(_approval_comm(kernel, before), {"type": "decision", "approved": False, "always": True,
+                                                      "reason": "no adding"})
+    kernel.wait(first)
+    second = kernel.execute(f"%%chat {name}\n2+2", wait=False)
+    # the second call is asked about again: a new view opens, and it is denied too
+    kernel.send_comm(_approval_comm(kernel, before + 1), {"type": "decision", "approved": False, "always": False,
+                                                          "reason": ""})
+    kernel.wait(second)
+    assert len(kernel.frontend.opened["ApprovalView"]) == before + 2
+    assert "no adding" in fresh.requests[1].function_response("c1")["error"]
+    assert "denied" in fresh.requests[3].function_response("c2")["error"]
+    assert kernel.run("print(len(tool_started))").text() == runs_before  # the tool never ran
+
+
 def test_approval_timeout_counts_as_a_deny(kernel, fresh):
     name = new_name()
     kernel.run(f"%agent create {name} --tools add --policy ask\n%config AgyMagics.approval_timeout = 0.5")
