@@ -13,7 +13,9 @@ Facts this relies on (measured with JupyterLab 4.6 and Debian's Chromium):
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 import urllib.parse
 from pathlib import Path
@@ -154,13 +156,12 @@ class LabPage:
         self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", self.notebook)
         self.wait_for_notebook(timeout)
 
-    def screenshot(self, path: str | Path, full_notebook: bool = False) -> Path:
-        """A PNG of the page (or of the notebook's whole content, scrolled out of view included)."""
+    def screenshot(self, path: str | Path) -> Path:
+        """A PNG of the page at `path`, copied into $AGY_SCREENSHOT_DIR too when that is set (to look at it)."""
         path = Path(path)
-        if full_notebook:
-            self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").screenshot(path=str(path))
-        else:
-            self.page.screenshot(path=str(path))
+        self.page.screenshot(path=str(path))
+        if os.environ.get("AGY_SCREENSHOT_DIR"):
+            shutil.copy(path, Path(os.environ["AGY_SCREENSHOT_DIR"]) / path.name)
         return path
 
     # -- the page flag ---------------------------------------------------------------------------
