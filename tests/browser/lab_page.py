@@ -141,6 +141,11 @@ class LabPage:
         prop = "innerText" if visible else "textContent"
         return self.cell(index).locator(".jp-OutputArea").evaluate(f"(el) => el.{prop}")
 
+    def wait_for_output_text(self, index: int, text: str, timeout: float = CELL_TIMEOUT) -> None:
+        """Wait until cell `index`'s outputs contain `text` (e.g. while a reply streams)."""
+        self.cell(index).locator(".jp-OutputArea").get_by_text(text, exact=False).first.wait_for(
+            timeout=timeout * 1000)
+
     def save(self, timeout: float = 30.0) -> None:
         """Ctrl+S, then wait until the notebook's tab is no longer marked as modified."""
         self.page.keyboard.press("Control+s")

@@ -34,6 +34,7 @@ def test_reopened_notebook_shows_ordinary_replies(lab, lab_page, fake_gemini, tm
     lab_page.open(NOTEBOOK)
     lab_page.run_cell(0)
     lab_page.run_cells(1, 2)
+    lab_page.wait_for_output_text(2, "Anything else?")
     lab_page.save()
     lab_page.close_and_reopen()
 
