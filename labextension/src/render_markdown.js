@@ -49,12 +49,19 @@ const marked = new Marked({
       // Raw HTML in a reply is shown as text, as in the saved static copy (and no broken <img> loads).
       return escapeHtml(text);
     },
+    link({ href, tokens }) {
+      // A link that may not keep its href is shown as its text, not as a dead link (the sanitizer
+      // below drops such an href too: this only decides how it looks).
+      if (!SAFE_HREF.test(href)) return this.parser.parseInline(tokens);
+      return false; // marked's own rendering
+    },
     image({ href, title, text, tokens }) {
       const alt = tokens ? this.parser.parseInline(tokens, this.parser.textRenderer) : text;
       const titled = title ? ` title="${escapeHtml(title)}"` : "";
       if (SAFE_IMAGE_SRC.test(href)) return `<img src="${escapeHtml(href)}" alt="${escapeHtml(alt)}"${titled}>`;
-      // Not loaded: a link the user can follow, labelled with the alt text.
-      return `<a href="${escapeHtml(href)}" class="agy-image-link"${titled}>${escapeHtml(alt || "image")}</a>`;
+      // Not loaded: a link the user can follow, labelled as the static copy labels it.
+      const label = escapeHtml(alt ? `[image: ${alt}]` : "[image]");
+      return `<a href="${escapeHtml(href)}" class="agy-image-link"${titled}>${label}</a>`;
     },
     checkbox({ checked }) {
       return checked ? "\u2611 " : "\u2610 "; // task lists as text, since <input> is not allowed

@@ -72,9 +72,9 @@ test("streamed in 29-character deltas, no payload renders anything unsafe at any
 test("links keep http, https, mailto and #anchors; every other scheme loses its href", () => {
   const div = render("[a](https://example.org/a) [b](http://example.org/b) [c](mailto:x@example.org) [d](#part) " +
     "[e](javascript:alert(1)) [f](vbscript:x) [g](data:text/html,x) [h](relative/path) [i](ftp://example.org)");
-  assert.deepEqual([...div.querySelectorAll("a")].map((a) => a.getAttribute("href")),
-    ["https://example.org/a", "http://example.org/b", "mailto:x@example.org", "#part", null, null, null, null, null]);
-  assert.deepEqual([...div.querySelectorAll("a")].map((a) => a.textContent), ["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+  assert.deepEqual([...div.querySelectorAll("a")].map((a) => [a.getAttribute("href"), a.textContent]),
+    [["https://example.org/a", "a"], ["http://example.org/b", "b"], ["mailto:x@example.org", "c"], ["#part", "d"]]);
+  assert.equal(div.textContent.trim(), "a b c d e f g h i", "the others are shown as their text");
 });
 
 test("a remote image becomes a link with its alt text; a data: raster image stays an image", () => {
@@ -84,6 +84,7 @@ test("a remote image becomes a link with its alt text; a data: raster image stay
   assert.deepEqual(images.map((img) => [img.getAttribute("src"), img.getAttribute("alt")]), [[png, "plot"]]);
   const links = [...div.querySelectorAll("a.agy-image-link")];
   assert.deepEqual(links.map((a) => [a.getAttribute("href"), a.textContent]),
-    [["https://evil.example/x.png", "a chart"], ["//evil.example/y.png", "image"], ["data:image/svg+xml;base64,PHN2Zz4=", "svg"]]
+    [["https://evil.example/x.png", "[image: a chart]"], ["//evil.example/y.png", "[image]"],
+      ["data:image/svg+xml;base64,PHN2Zz4=", "[image: svg]"]]
       .map(([href, text]) => [LINK.test(href) ? href : null, text]));
 });

@@ -1,8 +1,9 @@
 """Model output must not run script or fetch anything in JupyterLab: the corpus in a real Chromium.
 
 Every payload of tests/xss_corpus.py comes back from the fake Gemini server as a thought, as the argument
-of a tool call, as that tool's result and as reply text, one payload per `%%chat` cell (so an unclosed
-fence cannot hide the next payload). It goes through (a) the live widget, (b) the static copy that
+of a tool call, as that tool's result and as reply text: one model request per payload, ten requests per
+`%%chat` cell, each payload in text blocks of its own (a tool call separates them, so an unclosed fence
+cannot hide the next payload). It goes through (a) the live widget, (b) the static copy that
 replaces it, (c) `%agent history`, (d) the saved notebook, closed and reopened (its outputs are trusted
 then, so JupyterLab renders them unsanitized). After each stage: no payload set the page flag, no dialog
 opened, no request left 127.0.0.1, no element that runs or fetches is in our outputs, and every reply's
@@ -12,16 +13,13 @@ evil.example on purpose) proves the page would notice.
 from __future__ import annotations
 
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the corpus
-from xss_corpus import BY_ID, EVIL_HOST, PAYLOADS, TEMPLATES  # noqa: E402
-
-from agy_jupyter.testing import Chunk, Reply  # noqa: E402
+from agy_jupyter.testing import Chunk, Reply
+from xss_corpus import BY_ID, EVIL_HOST, PAYLOADS, TEMPLATES  # tests/ is on sys.path (its conftest.py)
 
 PAGE_CHECKS = (Path(__file__).with_name("page_checks.js")).read_text()
 NOTEBOOK = "xss.ipynb"
@@ -164,7 +162,6 @@ def test_no_payload_runs_or_fetches_in_any_stage(lab, lab_page, fake_gemini, tmp
 
     # (a) the live widget and (b) the static copy that replaces it
     lab_page.run_cells(stages.first_chat, stages.last_chat)
-    print(f"chat cells ran at {time.monotonic() - started:.0f} s")
     live = lab_page.page.evaluate("() => ({seen: [...__agyLive.seen], unsafe: [...__agyLive.unsafe]})")
     expected_live = {f"AGY{kind}{p.id}X" for p in PAYLOADS for kind in "MT"}
     not_seen = sorted(expected_live - set(live["seen"]), key=lambda m: int(m[4:-1]))
@@ -177,7 +174,6 @@ def test_no_payload_runs_or_fetches_in_any_stage(lab, lab_page, fake_gemini, tmp
     # (c) %agent history
     history = list(stages.histories.values())
     lab_page.run_cells(history[0], history[-1])
-    print(f"history ran at {time.monotonic() - started:.0f} s")
     stages.assert_nothing_ran("%agent history")
     stages.assert_markers_shown("%agent history", stages.history_markers())
 
