@@ -17,15 +17,19 @@ import yaml from "highlight.js/lib/languages/yaml";
 const LANGUAGES = { bash, javascript, json, markdown, python, r, shell, sql, typescript, yaml };
 for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);
 
-// Besides active content, no form controls or dialogs: a reply must not be able to draw its own
-// "Approve" or "Stop" button next to the real ones.
-const FORBID_TAGS = ["script", "style", "iframe", "object", "embed", "form",
-  "button", "input", "select", "option", "textarea", "dialog"];
-const SANITIZE_CONFIG = {
-  USE_PROFILES: { html: true }, // no SVG / MathML
-  FORBID_TAGS,
-  FORBID_ATTR: ["style"],
-};
+// An allowlist: only the elements and attributes marked produces for Markdown. Raw HTML never gets
+// here as HTML (the html renderer escapes it); this is the second wall. No SVG / MathML, no style, no
+// form controls, dialogs, <base> or <meta>: a reply must not be able to draw its own "Approve" or
+// "Stop" button next to the real ones, restyle the page, or run anything.
+const ALLOWED_TAGS = ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+  "i", "img", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"];
+const ALLOWED_ATTR = ["href", "title", "alt", "src", "class", "start", "align"];
+const SANITIZE_CONFIG = { ALLOWED_TAGS, ALLOWED_ATTR, ALLOW_DATA_ATTR: false, ALLOW_ARIA_ATTR: false };
+// Links: http(s), mailto and #anchors only (anything else loses its href). Images load only from data:
+// URLs of raster formats, which the agent produced itself; a remote image would be fetched by the page
+// on its own, the standard exfiltration channel of prompt injection, so it becomes a link instead.
+const SAFE_HREF = /^(?:https?:|mailto:|#)/i;
+const SAFE_IMAGE_SRC = /^data:image\/(?:png|jpeg|gif|webp)[;,]/i;
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
@@ -45,6 +49,20 @@ const marked = new Marked({
       // Raw HTML in a reply is shown as text, as in the saved static copy (and no broken <img> loads).
       return escapeHtml(text);
     },
+    link({ href, tokens }) {
+      // A link that may not keep its href is shown as its text, not as a dead link (the sanitizer
+      // below drops such an href too: this only decides how it looks).
+      if (!SAFE_HREF.test(href)) return this.parser.parseInline(tokens);
+      return false; // marked's own rendering
+    },
+    image({ href, title, text, tokens }) {
+      const alt = tokens ? this.parser.parseInline(tokens, this.parser.textRenderer) : text;
+      const titled = title ? ` title="${escapeHtml(title)}"` : "";
+      if (SAFE_IMAGE_SRC.test(href)) return `<img src="${escapeHtml(href)}" alt="${escapeHtml(alt)}"${titled}>`;
+      // Not loaded: a link the user can follow, labelled as the static copy labels it.
+      const label = escapeHtml(alt ? `[image: ${alt}]` : "[image]");
+      return `<a href="${escapeHtml(href)}" class="agy-image-link"${titled}>${label}</a>`;
+    },
     checkbox({ checked }) {
       return checked ? "\u2611 " : "\u2610 "; // task lists as text, since <input> is not allowed
     },
@@ -57,8 +75,11 @@ let purifier = null;
 function getPurifier() {
   if (purifier) return purifier;
   purifier = DOMPurify(globalThis.window);
-  purifier.addHook("uponSanitizeAttribute", (_node, data) => {
-    if (/^on/i.test(data.attrName)) data.keepAttr = false; // every event handler attribute
+  purifier.addHook("uponSanitizeAttribute", (node, data) => {
+    const name = data.attrName;
+    if (/^on/i.test(name)) data.keepAttr = false; // every event handler attribute
+    if (name === "href" && !SAFE_HREF.test(data.attrValue)) data.keepAttr = false;
+    if (name === "src" && !(node.nodeName === "IMG" && SAFE_IMAGE_SRC.test(data.attrValue))) data.keepAttr = false;
   });
   purifier.addHook("afterSanitizeAttributes", (node) => {
     if (node.tagName === "A" && node.hasAttribute("href")) {
