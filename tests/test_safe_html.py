@@ -290,3 +290,10 @@ def test_a_copy_carries_only_the_style_sections_it_uses():
     rich = reply_with("```python\nx = 1\n```\n\n| a |\n|---|\n| 1 |", tool_text="r").to_html()
     assert ".agy-static .agy-tool{" in rich and ".agy-code :is(" in rich and "table.agy-table{" in rich
     assert len(safe_html.static_css(plain)) < 0.6 * len(safe_html.static_css(rich))
+
+
+@pytest.mark.parametrize("nesting", ["- " * 12, "- " * 60, "> " * 120, "1. " * 70, "- > " * 40])
+def test_deep_nesting_never_drops_the_text_after_it(nesting):
+    """markdown-it stops at its nesting limit and drops what follows; such text is shown whole, as text."""
+    html = safe_html.markdown_html(nesting + "deep\n\nthe rest <b>stays</b>")
+    assert "deep" in html and "the rest &lt;b&gt;stays&lt;/b&gt;" in html and "<b>" not in html

@@ -34,6 +34,7 @@ DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\
 _WEB_LINK = re.compile(r"https?://", re.I)
 _WHITESPACE_SPAN = re.compile(r'<span class="w">(\s*)</span>')  # uncoloured: plain whitespace is smaller
 _ALIGN = re.compile(r"text-align:(left|center|right)")
+MAX_NESTING = 100  # markdown-it's commonmark preset allows 20: ten nested list items already lost the text after them
 MAX_HIGHLIGHT_CHARS = 20_000  # longer code is shown plain: Pygments takes ~1.6 ms per KB here, on the runtime loop
 
 # Every class our own markup uses; the model cannot write classes (raw HTML is off) and nh3 drops others.
@@ -127,7 +128,7 @@ def _render_image(self: Any, tokens: list, idx: int, options: Any, env: Any) -> 
 def _parser() -> Any:
     from markdown_it import MarkdownIt  # imported on first use: ~40 ms that %load_ext need not pay
 
-    parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    parser = MarkdownIt("commonmark", {"html": False, "maxNesting": MAX_NESTING}).enable(["table", "strikethrough"])
     parser.add_render_rule("fence", _render_fence)
     parser.add_render_rule("code_block", _render_code_block)
     parser.add_render_rule("image", _render_image)
@@ -138,6 +139,9 @@ def markdown_html(text: str) -> str:
     """Untrusted Markdown -> sanitized HTML fragment (balanced: it cannot close an element around it)."""
     parser = _parser()
     tokens = parser.parse(str(text))
+    if tokens and max(token.level for token in tokens) >= MAX_NESTING - 1:
+        # markdown-it stops at its nesting limit and silently drops the rest of the text: show all of it as text
+        return code_html(str(text))
     for token in tokens:  # tables get classes our CSS can address (nh3 drops every style attribute)
         if token.type == "table_open":
             token.attrSet("class", "agy-table")
