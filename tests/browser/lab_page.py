@@ -166,7 +166,9 @@ class LabPage:
         path = Path(path)
         self.page.screenshot(path=str(path))
         if os.environ.get("AGY_SCREENSHOT_DIR"):
-            shutil.copy(path, Path(os.environ["AGY_SCREENSHOT_DIR"]) / path.name)
+            folder = Path(os.environ["AGY_SCREENSHOT_DIR"])
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, folder / path.name)
         return path
 
     # -- the page flag ---------------------------------------------------------------------------
