@@ -58,8 +58,10 @@ def lab(fake_gemini, tmp_path_factory):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Per module: while Playwright's sync API runs, this thread has a running asyncio loop, and every
+    async test after it (pytest-asyncio's Runner) would fail with "cannot be called from a running event loop"."""
     sync_playwright = _sync_playwright()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
