@@ -167,7 +167,8 @@ def _css_sections() -> tuple[tuple[str, str], ...]:
 
 def _minify(css: str) -> str:
     css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)  # it is saved with every reply: no comments, no indentation
-    return re.sub(r"\s*([{};,])\s*", r"\1", re.sub(r"\s+", " ", css)).strip()
+    css = re.sub(r"\s*([{};,>])\s*", r"\1", re.sub(r"\s+", " ", css))
+    return re.sub(r":\s+", ":", css).replace(";}", "}").strip()  # "a :hover" keeps its space: only after colons
 
 
 def static_css(body: str | None = None) -> str:
