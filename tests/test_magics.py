@@ -269,6 +269,15 @@ def test_usage_report_covers_the_turn_the_agent_the_session_and_the_context(shel
     assert re.search(r"Session\s+1,400\s+45", text) and "Context: 330 of 1,048,576 tokens" in text
 
 
+def test_list_escapes_what_the_user_typed(shell):
+    """A model name is the user's text, not markup: the table shows it, the page never parses it."""
+    agent_magic(shell, "create odd --model 'gemini<img src=x onerror=alert(1)>'")
+    with capture_output() as captured:
+        agent_magic(shell, "list")
+    html = captured.outputs[0].data["text/html"]
+    assert "<img" not in html and "gemini&lt;img src=x onerror=alert(1)&gt;" in html
+
+
 def test_info_lists_stuck_tool_calls(shell, capsys, fake):
     release = threading.Event()
 

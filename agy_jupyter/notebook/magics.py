@@ -179,8 +179,9 @@ class AgyMagics(Magics):
             print("No agents yet. Create one with: %agent create NAME")
             return
         header = "<tr><th></th><th>name</th><th>model</th><th>turns</th><th>tokens</th><th>state</th></tr>"
-        body = "".join(f"<tr><td>{'★' if r.default else ''}</td><td>{escape_inline(r.name)}</td><td>{r.model}</td>"
-                       f"<td>{r.turns}</td><td>{r.tokens:,}</td><td>{r.state}</td></tr>" for r in rows)
+        body = "".join(f"<tr><td>{'★' if r.default else ''}</td><td>{escape_inline(r.name)}</td>"
+                       f"<td>{escape_inline(r.model)}</td><td>{r.turns}</td><td>{r.tokens:,}</td>"
+                       f"<td>{escape_inline(r.state)}</td></tr>" for r in rows)
         plain = "\n".join(f"{'*' if default else ' '} {name:<16} {model:<24} {turns:>5} {tokens:>9} {state}"
                           for default, name, model, turns, tokens, state in
                           [(False, "name", "model", "turns", "tokens", "state"),
