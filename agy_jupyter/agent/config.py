@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 from google.genai import types
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
                       model_validator)
 
 from ..runtime.errors import ConfigError
+from . import builtin_tools
 from .hooks import Hooks
 from .policies import ApprovalHandler, Decision, PolicyRule
 from .tools import Tool, as_tool
 
 DEFAULT_MODEL = "gemini-2.5-flash"
-BUILTIN_TOOLS: dict[str, Tool] = {}  # filled by the builtin-tools module (a later issue)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -36,8 +37,10 @@ class AgentConfig(BaseModel):
     include_thoughts: bool = True
     # tools and who may run them
     tools: list[Tool] = Field(default_factory=list, exclude=True)
-    enabled_tools: list[str] | None = None
-    disabled_tools: list[str] | None = None
+    enabled_tools: list[str] | None = Field(None, description="builtin tools or groups to offer (see BuiltinTools)")
+    disabled_tools: list[str] | None = Field(None, description="offer every builtin tool but these")
+    workspace: str | None = Field(None, description="root the file and shell tools are confined to "
+                                                    "(default: the current directory)")
     policies: list[PolicyRule] = Field(default_factory=list)
     default_policy: Decision = Decision.ASK
     approval_handler: ApprovalHandler | None = Field(None, exclude=True)
@@ -49,6 +52,7 @@ class AgentConfig(BaseModel):
     compaction_keep_turns: int = Field(2, ge=1)
     response_schema: type[BaseModel] | None = Field(None, exclude=True)
     api_key: SecretStr | None = Field(None, exclude=True, repr=False)
+    _builtins: tuple[tuple, list[Tool]] | None = PrivateAttr(None)  # (what they were built for, the tools)
 
     @field_validator("name")
     @classmethod
@@ -67,24 +71,26 @@ class AgentConfig(BaseModel):
     def _check_builtins(self) -> "AgentConfig":
         if self.enabled_tools is not None and self.disabled_tools is not None:
             raise ValueError("give enabled_tools or disabled_tools, not both")
-        for name in (self.enabled_tools or []) + (self.disabled_tools or []):
-            if name not in BUILTIN_TOOLS:
-                known = ", ".join(sorted(BUILTIN_TOOLS)) or "none yet"
-                raise ValueError(f"unknown builtin tool {name!r} (available: {known})")
-        names = [t.name for t in self.all_tools()]
+        try:
+            names = [t.name for t in self.all_tools()]
+        except ConfigError as exc:  # pydantic reports ValueErrors with the field they belong to
+            raise ValueError(f"{exc.message}{f' ({exc.hint})' if exc.hint else ''}") from None
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"two tools share the name(s) {', '.join(duplicates)}")
         return self
 
+    def builtin_context(self) -> builtin_tools.BuiltinContext:
+        return builtin_tools.BuiltinContext(workspace=Path(self.workspace or ".").resolve())
+
     def all_tools(self) -> list[Tool]:
-        """Custom tools plus the builtins this config enables."""
-        if self.enabled_tools is not None:
-            builtins = [BUILTIN_TOOLS[n] for n in self.enabled_tools]
-        else:
-            skip = set(self.disabled_tools or [])
-            builtins = [t for n, t in BUILTIN_TOOLS.items() if n not in skip]
-        return [*self.tools, *builtins]
+        """Custom tools plus the builtins this config enables (built once per selection and workspace)."""
+        names = builtin_tools.selected(self.enabled_tools, self.disabled_tools)
+        context = self.builtin_context() if names else None
+        key = (tuple(names), context)
+        if self._builtins is None or self._builtins[0] != key:
+            self._builtins = (key, builtin_tools.build(names, context) if names else [])
+        return [*self.tools, *self._builtins[1]]
 
     def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True) -> types.GenerateContentConfig:
         """The google-genai request config; automatic function calling is always off."""

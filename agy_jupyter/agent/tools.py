@@ -355,6 +355,9 @@ def _describe_errors(error: pydantic.ValidationError, parameters: list[str]) -> 
 # --- Tool ------------------------------------------------------------------------
 
 
+TOOL_EFFECTS = (None, "read", "write", "execute")
+
+
 @dataclass
 class Tool:
     """A callable the model may call: its declaration, argument validation and the callable itself."""
@@ -365,11 +368,15 @@ class Tool:
     func: Callable
     is_async: bool
     timeout: float | None = None
+    effect: str | None = None  # "read", "write" or "execute" for builtin tools; the default policies read it
     _arguments: _Arguments | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name)
         _check_timeout(self.timeout)
+        if self.effect not in TOOL_EFFECTS:
+            raise ConfigError(f"tool {self.name!r}: effect must be one of read, write, execute (or None), "
+                              f"not {self.effect!r}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly."""
