@@ -77,6 +77,7 @@ class ApprovalRequest:
     args: dict[str, Any]
     call_id: str | None
     turn: int
+    preview: dict[str, Any] | None = None  # what will run (code, command or diff): Tool.preview of the args
 
 
 @dataclass(frozen=True)

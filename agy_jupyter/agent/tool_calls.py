@@ -106,7 +106,7 @@ class ToolCaller:
 
     async def _decide(self, tool: Tool, record: ToolCallRecord, turn: Turn) -> tuple[Decision, str]:
         request = ApprovalRequest(agent=self.agent, tool=tool.name, args=record.args, call_id=record.id,
-                                  turn=turn.index)
+                                  turn=turn.index, preview=_preview(tool, record.args))
         hooked = await self.hooks.decide_tool(request, offload=self.threads.call)
         if hooked in (Decision.ALLOW, Decision.DENY):
             record.decided_by = "hook"
@@ -147,3 +147,14 @@ class ToolCaller:
 def _call_and_convert(func: Any, kwargs: dict[str, Any]) -> dict:
     """On a tool thread: call the sync tool and turn its result into a functionResponse dict."""
     return result_to_response(func(**kwargs))
+
+
+def _preview(tool: Tool, args: dict[str, Any]) -> dict[str, Any] | None:
+    """What the approval shows of this call; a preview that fails falls back to the arguments."""
+    if tool.preview is None:
+        return None
+    try:
+        return tool.preview(args)
+    except Exception as exc:  # the user still sees the raw arguments: nothing is hidden
+        log.warning("agy: preview of %s failed: %r", tool.name, exc)
+        return None

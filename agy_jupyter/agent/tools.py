@@ -369,6 +369,9 @@ class Tool:
     is_async: bool
     timeout: float | None = None
     effect: str | None = None  # "read", "write" or "execute" for builtin tools; the default policies read it
+    # what an approval shows of a call: preview(args) -> {"kind": "code" | "command" | "diff", "text": str,
+    # "language": str}; None shows the arguments as JSON
+    preview: Callable[[dict], dict] | None = field(default=None, repr=False, compare=False)
     _arguments: _Arguments | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
