@@ -9,6 +9,7 @@ from .hooks import Hooks
 from .policies import (Approval, ApprovalRequest, Decision, PolicyRule, allow, allow_all, ask_user, deny,
                        deny_all)
 from .tools import Tool, tool
+from . import workspace_tools as _workspace_tools  # noqa: F401  registers view_file, write_file, run_command, ...
 
 __all__ = [
     "Agent", "AgentConfig", "Approval", "ApprovalRequest", "ApprovalRequested", "Blob", "ChatResponse",

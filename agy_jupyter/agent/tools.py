@@ -15,11 +15,11 @@ import pydantic
 import pydantic_core
 from google.genai import types
 
-from agy_jupyter.agent.content import dataframe_summary, is_dataframe
+from agy_jupyter.agent.content import Blob, dataframe_summary, is_dataframe
 from agy_jupyter.agent.worker_threads import is_async_callable
 from agy_jupyter.runtime.errors import ConfigError, ToolError
 
-__all__ = ["Tool", "tool", "as_tool", "result_to_response", "parse_docstring"]
+__all__ = ["Tool", "tool", "as_tool", "result_to_response", "split_media", "parse_docstring"]
 
 _META_ATTR = "__agy_tool__"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
@@ -531,3 +531,22 @@ def result_to_response(value: Any) -> dict:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"result": _jsonable(value)}
     return {"result": _truncate(repr(value))}
+
+
+def split_media(value: Any) -> tuple[Any, list[types.FunctionResponsePart]]:
+    """A tool's result without its Blobs, and the Blobs as parts of the functionResponse.
+
+    A tool shows the model an image (or a PDF) by returning a Blob, alone or in a list with other
+    items; the bytes travel in `functionResponse.parts` (Gemini's multimodal function responses), the
+    rest is the JSON `response`. History and the transcript keep the response readable without them.
+    """
+    items = value if isinstance(value, (list, tuple)) else [value]
+    blobs = [item for item in items if isinstance(item, Blob)]
+    if not blobs:
+        return value, []
+    rest = [item for item in items if not isinstance(item, Blob)]
+    rest = rest[0] if len(rest) == 1 else rest or ", ".join(f"{b.name or 'data'} ({b.mime_type}, {len(b.data)} "
+                                                           "bytes) is attached" for b in blobs)
+    parts = [types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(
+        mime_type=b.mime_type, data=b.data, display_name=b.name)) for b in blobs]
+    return rest, parts

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
@@ -15,6 +16,7 @@ from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Unicode
 
+from ..agent import builtin_tools
 from ..agent.backend import resolve_credentials
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
@@ -145,7 +147,10 @@ class AgyMagics(Magics):
     @argument("--system", metavar="TEXT", help="the system instruction")
     @argument("--system-var", metavar="VAR", help="take the system instruction from variable VAR")
     @argument("--tools", metavar="f,g", help="callables from the namespace to offer as tools")
-    @argument("--builtin", metavar="NAME", nargs="+", help="builtin tools to enable")
+    @argument("--builtin", metavar="files,run_command",
+              help="builtin tools to offer: groups (notebook, files, shell) and single tool names")
+    @argument("--workspace", metavar="DIR", help="root the file and shell tools are confined to "
+                                                 "(default: the current directory, the notebook's)")
     @argument("--policy", choices=[d.value for d in Decision], default="ask",
               help="what tool calls need: ask (approve each), allow, deny (default: ask)")
     @argument("--temperature", type=float)
@@ -163,7 +168,8 @@ class AgyMagics(Magics):
             system = str(self.shell.user_ns[args.system_var])
         settings = {key: value for key, value in {
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
-            "thinking_budget": args.thinking_budget, "enabled_tools": args.builtin}.items() if value is not None}
+            "thinking_budget": args.thinking_budget, "enabled_tools": _builtin_names(args.builtin),
+            "workspace": _workspace_dir(args.workspace)}.items() if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
                                       default_policy=Decision(args.policy), **settings)
@@ -326,3 +332,24 @@ def _agent_help() -> str:
 
 
 AgyMagics.agent.__doc__ = _agent_help()
+
+
+def _builtin_names(option: str | None) -> list[str] | None:
+    """--builtin's comma-separated groups and tool names, checked here so a typo names what exists."""
+    if option is None:
+        return None
+    names = [n.strip() for n in option.split(",") if n.strip()]
+    try:
+        builtin_tools.expand(names)
+    except ConfigError as exc:
+        raise ConfigError(f"--builtin: {exc.message} ({exc.hint})") from None
+    return names
+
+
+def _workspace_dir(option: str | None) -> str | None:
+    if option is None:
+        return None
+    folder = Path(option).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"--workspace: {option!r} is not a directory")
+    return str(folder)
