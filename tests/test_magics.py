@@ -305,3 +305,29 @@ def test_help_flags_print_the_help_instead_of_failing(shell, capsys):
     assert out.startswith("usage: %agent create") and "--policy" in out
     shell.run_cell_magic("chat", "--help", "x")
     assert "Examples:" in capsys.readouterr().out
+
+
+def test_create_with_builtin_tools_and_a_workspace(shell, fake, tmp_path):
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    agent_magic(shell, f"create coder --builtin files,run_command --workspace {tmp_path} --policy allow")
+    agent = directory(shell).get("coder")
+    assert agent.config.workspace == str(tmp_path.resolve())
+    fake.enqueue(Reply.function_call("view_file", {"path": "data.csv"}, id="v"), Reply.text("Two columns."))
+    agent.chat("what is in data.csv?")
+    declared = [d["name"] for t in fake.requests[0].tools for d in t.get("functionDeclarations", [])]
+    assert declared == ["view_file", "list_dir", "find_files", "grep_search", "write_file", "edit_file",
+                        "run_command"]
+    assert "     2\t1,2" in fake.requests[1].function_response("v")["result"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("create x --builtin files,fils", "--builtin: unknown builtin tool or group 'fils' (groups: notebook, files, "
+                                      "shell; tools: list_variables,"),
+    ("create x --builtin files --workspace /no/such/dir", "--workspace: '/no/such/dir' is not a directory"),
+])
+def test_bad_builtin_options_are_one_usage_error(shell, line, message):
+    with pytest.raises(UsageError) as caught:
+        agent_magic(shell, line)
+    first, usage = str(caught.value).split("\n", 1)
+    assert message in first and usage.startswith("usage: %agent create")
+    assert "x" not in directory(shell).names()

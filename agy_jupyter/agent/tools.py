@@ -544,9 +544,9 @@ def split_media(value: Any) -> tuple[Any, list[types.FunctionResponsePart]]:
     blobs = [item for item in items if isinstance(item, Blob)]
     if not blobs:
         return value, []
-    rest = [item for item in items if not isinstance(item, Blob)]
-    rest = rest[0] if len(rest) == 1 else rest or ", ".join(f"{b.name or 'data'} ({b.mime_type}, {len(b.data)} "
-                                                           "bytes) is attached" for b in blobs)
+    others = [item for item in items if not isinstance(item, Blob)]
+    rest = others[0] if len(others) == 1 else others or ", ".join(
+        f"{b.name or 'data'} ({b.mime_type}, {len(b.data)} bytes) is attached" for b in blobs)
     parts = [types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(
         mime_type=b.mime_type, data=b.data, display_name=b.name)) for b in blobs]
     return rest, parts

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import io
 import mimetypes
 import os
@@ -177,11 +178,12 @@ class WorkspaceTools:
         except re.error as exc:
             raise ToolError("grep_search", f"invalid regular expression {pattern!r}: {exc}") from None
         name_filter = _glob_regex(glob) if glob else None
+        filter_by_path = bool(glob) and "/" in str(glob)
         matches: list[str] = []
         total, skipped = 0, 0
         for entry, is_dir in self._walk("grep_search", path):
             rel = self.ws.relative(entry)
-            if is_dir or (name_filter and not name_filter.match(entry.name if "/" not in glob else rel)):
+            if is_dir or (name_filter and not name_filter.match(rel if filter_by_path else entry.name)):
                 continue
             try:
                 if entry.stat().st_size > MAX_GREP_FILE_BYTES:
@@ -370,12 +372,12 @@ def _is_dir(path: Path) -> bool:
 
 def _size(path: Path) -> str:
     try:
-        n = path.stat().st_size
+        n = float(path.stat().st_size)
     except OSError:
         return "unreadable"
     for unit in ("B", "KB", "MB"):
         if n < 1024 or unit == "MB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return ""
 
@@ -448,4 +450,4 @@ def workspace_tool(name: BuiltinTools, context: BuiltinContext) -> Tool:
 
 
 for _name in _EFFECTS:
-    register(_name, lambda context, _name=_name: workspace_tool(_name, context))
+    register(_name, functools.partial(workspace_tool, _name))
