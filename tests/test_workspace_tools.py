@@ -127,6 +127,13 @@ def test_grep_search_caps_matches(tools, monkeypatch):
     assert len(lines) == 6 and lines[-1].startswith("[matches cut at 5 of 1000")
 
 
+def test_searches_stop_after_max_walk_entries(tools, root, monkeypatch):
+    monkeypatch.setattr(workspace_tools, "MAX_WALK_ENTRIES", 3)
+    note = "[stopped after looking at 3 files and directories; search a smaller path]"
+    assert tools.find_files("*").splitlines()[-1] == note
+    assert tools.grep_search("line 1$").splitlines()[-1] == note
+
+
 # --- confinement -------------------------------------------------------------------
 
 
@@ -200,6 +207,21 @@ def test_edit_file_replaces_exactly_one_block(tools, root):
     assert (root / "twice.txt").read_text() == "a\nx\na\n"
 
 
+def test_edit_file_keeps_windows_line_endings(tools, root):
+    (root / "win.txt").write_bytes(b"one\r\ntwo\r\nthree\r\n")
+    tools.edit_file("win.txt", "two\nthree", "2\n3")
+    assert (root / "win.txt").read_bytes() == b"one\r\n2\r\n3\r\n"
+
+
+def test_edit_file_refuses_what_it_would_corrupt(tools, root):
+    (root / "latin.txt").write_bytes("café\n".encode("latin-1"))
+    (root / "data.bin").write_bytes(b"abc\x00def")
+    for name in ("latin.txt", "data.bin"):
+        with pytest.raises(ToolError, match="is not UTF-8 text"):
+            tools.edit_file(name, "a", "b")
+    assert (root / "latin.txt").read_bytes() == "café\n".encode("latin-1")
+
+
 def test_previews_are_unified_diffs_of_what_would_change(root):
     edit = build("edit_file", root)
     preview = edit.preview({"path": "src/app.py", "old": "import os", "new": "import sys"})
@@ -232,26 +254,45 @@ def test_run_command_runs_in_the_workspace(tools, root):
     assert out.splitlines() == ["exit code 3", str(root.resolve()), "oops"]
 
 
-def test_run_command_caps_output_keeping_the_end(tools, monkeypatch):
-    monkeypatch.setattr(workspace_tools, "MAX_COMMAND_OUTPUT_CHARS", 1000)
+def test_run_command_caps_output_keeping_the_start_and_the_end(tools, monkeypatch):
+    monkeypatch.setattr(workspace_tools, "MAX_COMMAND_OUTPUT_BYTES", 1000)
     out = tools.run_command("seq 1 5000")
-    assert "characters of output cut" in out and out.endswith("4999\n5000\n") and len(out) < 1200
+    assert out.startswith("exit code 0\n1\n2\n3\n") and out.endswith("4999\n5000\n")
+    assert "bytes of output cut ...]" in out and len(out) < 1100
+
+
+def test_run_command_output_is_read_as_it_comes_not_held(tools):
+    # 50 MB through the pipe: kept in memory it would show in the result's size or take the machine down
+    out = tools.run_command("head -c 50000000 /dev/zero | tr '\\0' x; echo; echo END")
+    assert out.startswith("exit code 0\nxxx") and out.endswith("x\nEND\n")
+    assert f"[... {50_000_005 - workspace_tools.MAX_COMMAND_OUTPUT_BYTES:,} bytes of output cut ...]" in out
+
+
+def wait_until_gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie nobody reaped yet counts as exited)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_run_command_timeout_kills_the_process_group(tools, root):
     # the shell's child (a long sleep) must die with it, or it would outlive the call
     out = tools.run_command("sleep 30 & echo $! > child.pid; echo started; wait", timeout=0.5)
     assert out.splitlines()[:2] == ["timed out after 0.5 s and was killed", "started"]
-    child = int((root / "child.pid").read_text())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"the command's child {child} is still running")
+    assert wait_until_gone(int((root / "child.pid").read_text()))
+
+
+def test_run_command_leaves_nothing_running_in_the_background(tools, root):
+    out = tools.run_command("sleep 30 > /dev/null & echo $! > child.pid; echo started")
+    assert out == "exit code 0\nstarted\n"
+    assert wait_until_gone(int((root / "child.pid").read_text()))
 
 
 def test_run_command_refuses_a_bad_timeout(tools):

@@ -18,8 +18,9 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from ..runtime.errors import ToolError
 from .builtin_tools import BuiltinContext, BuiltinTools, register
@@ -34,9 +35,10 @@ MAX_MEDIA_BYTES = 5_000_000  # an image or PDF sent to the model as a part
 MAX_LIST_ENTRIES = 500
 MAX_FIND_RESULTS = 200
 MAX_GREP_MATCHES = 200
+MAX_WALK_ENTRIES = 50_000  # files and directories find_files and grep_search look at before stopping
 MAX_GREP_FILE_BYTES = 5_000_000  # bigger files are skipped by grep_search (and counted)
 MAX_DIFF_CHARS = 100_000  # the diff an approval shows
-MAX_COMMAND_OUTPUT_CHARS = 30_000
+MAX_COMMAND_OUTPUT_BYTES = 30_000  # kept of a command's output: its first quarter and the rest from its end
 MAX_COMMAND_TIMEOUT = 600.0
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints", "node_modules"})
 _BINARY_PROBE = 8192
@@ -149,20 +151,23 @@ class WorkspaceTools:
         """
         if not pattern.strip():
             raise ToolError("find_files", "the pattern is empty")
-        regex = _glob_regex(pattern.strip())
+        pattern = pattern.strip().removeprefix("./")
+        regex = _glob_regex(pattern)
         by_name = "/" not in pattern
         found: list[str] = []
-        total = 0
-        for entry, is_dir in self._walk("find_files", path):
-            rel = self.ws.relative(entry)
-            if regex.match(entry.name if by_name else rel):
-                total += 1
-                if len(found) < MAX_FIND_RESULTS:
-                    found.append(rel + ("/" if is_dir else ""))
-        if not found:
-            return f"no files match {pattern!r}"
-        cut = [f"[results cut at {MAX_FIND_RESULTS} of {total}; narrow the pattern]"] if total > len(found) else []
-        return "\n".join([*found, *cut])
+        total, notes = 0, []
+        try:
+            for entry, is_dir in self._walk("find_files", path):
+                rel = self.ws.relative(entry)
+                if regex.match(entry.name if by_name else rel):
+                    total += 1
+                    if len(found) < MAX_FIND_RESULTS:
+                        found.append(rel + ("/" if is_dir else ""))
+        except _WalkCut:
+            notes.append(_WALK_CUT_NOTE.format(n=MAX_WALK_ENTRIES))
+        if total > len(found):
+            notes.insert(0, f"[results cut at {MAX_FIND_RESULTS} of {total}; narrow the pattern]")
+        return "\n".join(found + notes if found else [f"no files match {pattern!r}", *notes])
 
     def grep_search(self, pattern: str, path: str = ".", glob: str | None = None) -> str:
         """Search the text of files for a regular expression (Python syntax). Each match is
@@ -180,28 +185,30 @@ class WorkspaceTools:
         name_filter = _glob_regex(glob) if glob else None
         filter_by_path = bool(glob) and "/" in str(glob)
         matches: list[str] = []
-        total, skipped = 0, 0
-        for entry, is_dir in self._walk("grep_search", path):
-            rel = self.ws.relative(entry)
-            if is_dir or (name_filter and not name_filter.match(rel if filter_by_path else entry.name)):
-                continue
-            try:
-                if entry.stat().st_size > MAX_GREP_FILE_BYTES:
-                    skipped += 1
+        total, skipped, notes = 0, 0, []
+        try:
+            for entry, is_dir in self._walk("grep_search", path):
+                rel = self.ws.relative(entry)
+                if is_dir or (name_filter and not name_filter.match(rel if filter_by_path else entry.name)):
                     continue
-                data = entry.read_bytes()
-            except OSError:
-                continue
-            if _is_binary(data):
-                continue
-            for number, line in enumerate(io.StringIO(data.decode("utf-8", errors="replace")), 1):
-                if regex.search(line):
-                    total += 1
-                    if len(matches) < MAX_GREP_MATCHES:
-                        matches.append(f"{rel}:{number}: {_cut_line(line.rstrip(), 300)}")
-        notes = []
+                try:
+                    if entry.stat().st_size > MAX_GREP_FILE_BYTES:
+                        skipped += 1
+                        continue
+                    data = entry.read_bytes()
+                except OSError:
+                    continue
+                if _is_binary(data):
+                    continue
+                for number, line in enumerate(io.StringIO(data.decode("utf-8", errors="replace")), 1):
+                    if regex.search(line):
+                        total += 1
+                        if len(matches) < MAX_GREP_MATCHES:
+                            matches.append(f"{rel}:{number}: {_cut_line(line.rstrip(), 300)}")
+        except _WalkCut:
+            notes.append(_WALK_CUT_NOTE.format(n=MAX_WALK_ENTRIES))
         if total > len(matches):
-            notes.append(f"[matches cut at {MAX_GREP_MATCHES} of {total}; narrow the pattern, path or glob]")
+            notes.insert(0, f"[matches cut at {MAX_GREP_MATCHES} of {total}; narrow the pattern, path or glob]")
         if skipped:
             notes.append(f"[{skipped} file(s) over {MAX_GREP_FILE_BYTES:,} bytes were not searched]")
         if not matches:
@@ -221,7 +228,7 @@ class WorkspaceTools:
         """
         file, old = self._write_target(path, overwrite)
         file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(content, encoding="utf-8")
+        file.write_text(content, encoding="utf-8", newline="")
         verb = "created" if old is None else "overwrote"
         return f"{verb} {self.ws.relative(file)} ({len(content.splitlines())} lines, {len(content.encode()):,} bytes)"
 
@@ -235,7 +242,7 @@ class WorkspaceTools:
             new: the text to put in its place.
         """
         file, text, updated = self._edit(path, old, new)
-        file.write_text(updated, encoding="utf-8")
+        file.write_text(updated, encoding="utf-8", newline="")
         return f"edited {self.ws.relative(file)}: replaced {len(old.splitlines()) or 1} line(s) with " \
                f"{len(new.splitlines())} line(s)"
 
@@ -244,6 +251,7 @@ class WorkspaceTools:
     def run_command(self, command: str, timeout: float = 60) -> str:
         """Run a shell command (with /bin/sh) in the workspace root and return its exit code and
         output (stdout and stderr together). It is not confined to the workspace: the user approves it.
+        Processes it leaves in the background are stopped when it ends.
 
         Args:
             command: the command line, e.g. "ls -la" or "python script.py".
@@ -256,21 +264,19 @@ class WorkspaceTools:
         # its own session, so a timeout kills the whole process group, not just the shell
         proc = subprocess.Popen(command, shell=True, cwd=self.ws.root, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        assert proc.stdout is not None
+        output = _HeadAndTail(proc.stdout, MAX_COMMAND_OUTPUT_BYTES)
         timed_out = False
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
+        finally:  # also when the thread is interrupted: leave nothing of the command running
             _kill_group(proc)
-            try:
-                out, _ = proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:  # a child left its own group and holds the pipe
-                out = b""
-        except BaseException:  # the turn was cancelled or the thread interrupted: leave nothing running
-            _kill_group(proc)
-            raise
-        text = _head_and_tail(out.decode("utf-8", errors="replace"), MAX_COMMAND_OUTPUT_CHARS)
+            proc.wait()
+        output.done.wait(5)  # a child that left the group may hold the pipe open: its output is cut there
         status = f"timed out after {timeout:g} s and was killed" if timed_out else f"exit code {proc.returncode}"
+        text = output.text()
         return f"{status}\n{text}" if text else f"{status} (no output)"
 
     # --- previews (what an approval shows) ---------------------------------------
@@ -325,17 +331,17 @@ class WorkspaceTools:
         if start.is_file():
             yield start, False
             return
+        seen = 0
         for folder, dirs, files in os.walk(start, followlinks=False):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
             base = Path(folder)
-            for name in dirs:
+            for name, is_dir in [*((d, True) for d in dirs), *((f, False) for f in sorted(files))]:
+                seen += 1
+                if seen > MAX_WALK_ENTRIES:
+                    raise _WalkCut()
                 entry = base / name
-                if self.ws.contains(entry):
-                    yield entry, True
-            for name in sorted(files):
-                entry = base / name
-                if self.ws.contains(entry):  # a link to a file outside is neither listed nor read
-                    yield entry, False
+                if self.ws.contains(entry):  # a link to somewhere outside is neither listed nor read
+                    yield entry, is_dir
 
     def _write_target(self, path: str, overwrite: bool) -> tuple[Path, str | None]:
         file = self.ws.path("write_file", path)
@@ -349,10 +355,22 @@ class WorkspaceTools:
         return file, file.read_text(encoding="utf-8", errors="replace")
 
     def _edit(self, path: str, old: str, new: str) -> tuple[Path, str, str]:
+        """The file, its text and the text after the edit; ToolError unless `old` occurs exactly once."""
         file = self._file("edit_file", path)
         if not old:
             raise ToolError("edit_file", "`old` is empty; give the exact text to replace")
-        text = file.read_text(encoding="utf-8", errors="replace")
+        data = file.read_bytes()
+        try:
+            if _is_binary(data):
+                raise UnicodeError
+            text = data.decode("utf-8")
+        except UnicodeError:  # decoding with replacements and writing back would corrupt it
+            raise ToolError("edit_file", f"{path!r} is not UTF-8 text; edit_file only changes text files") from None
+        if "\r\n" in text:  # the model writes "\n": match and edit a Windows file as if it had "\n", keep its "\r\n"
+            text, old, new = text.replace("\r\n", "\n"), old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
+            if text.count(old) == 1:
+                original = data.decode("utf-8")
+                return file, original, text.replace(old, new, 1).replace("\n", "\r\n")
         count = text.count(old)
         if count == 0:
             raise ToolError("edit_file", f"the text of `old` is not in {path!r}; view_file shows the exact text "
@@ -361,6 +379,13 @@ class WorkspaceTools:
             raise ToolError("edit_file", f"the text of `old` occurs {count} times in {path!r}; include more "
                                          "surrounding lines so it occurs exactly once")
         return file, text, text.replace(old, new, 1)
+
+
+class _WalkCut(Exception):
+    """The walk reached MAX_WALK_ENTRIES."""
+
+
+_WALK_CUT_NOTE = "[stopped after looking at {n:,} files and directories; search a smaller path]"
 
 
 def _is_dir(path: Path) -> bool:
@@ -386,12 +411,33 @@ def _cut_line(line: str, limit: int) -> str:
     return line if len(line) <= limit else line[:limit] + f" [... line cut, {len(line)} characters]"
 
 
-def _head_and_tail(text: str, limit: int) -> str:
-    """The start and the end of a long output (errors are usually at the end), with what was cut."""
-    if len(text) <= limit:
-        return text
-    head, tail = limit // 4, limit - limit // 4
-    return f"{text[:head]}\n[... {len(text) - limit} characters of output cut ...]\n{text[-tail:]}"
+class _HeadAndTail:
+    """Reads a pipe to its end on a thread, keeping only its first and last bytes (errors are usually at
+    the end): a command that prints gigabytes costs no memory and never blocks on a full pipe."""
+
+    def __init__(self, pipe: IO[bytes], limit: int):
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+        self.head_limit, self.tail_limit = limit // 4, limit - limit // 4
+        self.done = threading.Event()
+        threading.Thread(target=self._read, args=(pipe,), name="agy-run-command-output", daemon=True).start()
+
+    def _read(self, pipe: IO[bytes]) -> None:
+        try:
+            with pipe:
+                while chunk := os.read(pipe.fileno(), 65536):
+                    self.total += len(chunk)
+                    room = self.head_limit - len(self.head)
+                    self.head += chunk[:room] if room > 0 else b""
+                    self.tail += chunk[max(room, 0):]
+                    del self.tail[:-self.tail_limit]
+        finally:
+            self.done.set()
+
+    def text(self) -> str:
+        head, tail = bytes(self.head), bytes(self.tail)
+        cut = self.total - len(head) - len(tail)
+        middle = f"\n[... {cut:,} bytes of output cut ...]\n".encode() if cut > 0 else b""
+        return (head + middle + tail).decode("utf-8", errors="replace")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
