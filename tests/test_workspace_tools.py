@@ -63,6 +63,16 @@ def test_view_file_caps_lines_and_says_where_to_read_on(tools):
         tools.view_file("notes.txt", start_line=2000)
 
 
+def test_view_file_streams_a_file_too_big_to_count(tools, monkeypatch):
+    monkeypatch.setattr(workspace_tools, "MAX_COUNT_BYTES", 100)
+    assert tools.view_file("notes.txt", start_line=5, end_line=6).splitlines() == [
+        "notes.txt: lines 5-6 of a file too big to count its lines", "     5\tline 5", "     6\tline 6"]
+    last = 4 + workspace_tools.MAX_VIEW_LINES
+    assert tools.view_file("notes.txt", start_line=5).splitlines()[-1] == (
+        f"[more lines follow; call again with start_line={last + 1}]")
+    assert tools.view_file("notes.txt", start_line=999).splitlines()[0] == "notes.txt: lines 999-1000 of 1000"
+
+
 def test_view_file_cuts_a_very_long_line(tools, root):
     (root / "wide.csv").write_text("x" * (workspace_tools.MAX_LINE_CHARS + 50) + "\n")
     assert "[... line cut" in tools.view_file("wide.csv")

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from ..runtime.errors import ToolError
 from .builtin_tools import BuiltinContext, BuiltinTools, register
@@ -31,6 +31,7 @@ from .workspace import Workspace
 MAX_VIEW_LINES = 400  # lines one view_file call shows
 MAX_LINE_CHARS = 1000  # a longer line is cut (minified files, CSV blobs)
 MAX_TEXT_CHARS = 60_000  # any one text result
+MAX_COUNT_BYTES = 50_000_000  # view_file counts the lines of files up to this size (bigger: streamed, not counted)
 MAX_MEDIA_BYTES = 5_000_000  # an image or PDF sent to the model as a part
 MAX_LIST_ENTRIES = 500
 MAX_FIND_RESULTS = 200
@@ -101,21 +102,25 @@ class WorkspaceTools:
                 pieces of at most 400 lines: call again with the next start_line to read on.
         """
         file = self._file("view_file", path)
-        data = file.read_bytes()
         rel = self.ws.relative(file)
-        mime = sniff_mime_type(data) or mimetypes.guess_type(file.name)[0] or ""
+        size = file.stat().st_size
+        with file.open("rb") as f:
+            probe = f.read(_BINARY_PROBE)
+        mime = sniff_mime_type(probe) or mimetypes.guess_type(file.name)[0] or ""
         if mime in _IMAGE_TYPES or mime == "application/pdf":
-            if mime == "application/pdf":
-                text = _pdf_text(data)
-                if text is not None:
-                    return self._numbered("view_file", rel, text, start_line, end_line)
-            if len(data) > MAX_MEDIA_BYTES:
-                raise ToolError("view_file", f"{rel} is {len(data):,} bytes, more than the {MAX_MEDIA_BYTES:,} "
-                                             "bytes a file sent to the model may have")
-            return [f"{rel} ({mime}, {len(data):,} bytes) is attached", Blob(data, mime, rel)]
-        if _is_binary(data):
-            return f"{rel} is a binary file ({mime or 'unknown type'}, {len(data):,} bytes); it is not shown"
-        return self._numbered("view_file", rel, data.decode("utf-8", errors="replace"), start_line, end_line)
+            if size > MAX_MEDIA_BYTES:
+                raise ToolError("view_file", f"{rel} is {size:,} bytes, more than the {MAX_MEDIA_BYTES:,} bytes "
+                                             "a file sent to the model may have")
+            data = file.read_bytes()
+            text = _pdf_text(data) if mime == "application/pdf" else None
+            if text is not None:
+                return self._numbered("view_file", rel, io.StringIO(text), start_line, end_line)
+            return [f"{rel} ({mime}, {size:,} bytes) is attached", Blob(data, mime, rel)]
+        if _is_binary(probe):
+            return f"{rel} is a binary file ({mime or 'unknown type'}, {size:,} bytes); it is not shown"
+        # streamed: a multi-gigabyte CSV is read only up to the lines shown (and not counted)
+        with file.open(encoding="utf-8", errors="replace") as lines:
+            return self._numbered("view_file", rel, lines, start_line, end_line, count=size <= MAX_COUNT_BYTES)
 
     def list_dir(self, path: str = ".") -> str:
         """List a directory of the workspace: subdirectories first (ending in /), then files with their sizes.
@@ -303,25 +308,36 @@ class WorkspaceTools:
             raise ToolError(tool, f"{path!r} is a directory; use list_dir")
         return file
 
-    def _numbered(self, tool: str, rel: str, text: str, start: int | None, end: int | None) -> str:
-        lines = text.splitlines()
-        total = len(lines)
+    def _numbered(self, tool: str, rel: str, lines: Iterable[str], start: int | None, end: int | None,
+                  count: bool = True) -> str:
+        """Lines start..end numbered, at most MAX_VIEW_LINES; `count` reads on to the end to count them all."""
         first = 1 if start is None else start
         if first < 1 or (end is not None and end < first):
             raise ToolError(tool, f"invalid line range {start}-{end}; lines are numbered from 1")
+        stop = first + MAX_VIEW_LINES - 1 if end is None else min(end, first + MAX_VIEW_LINES - 1)
+        shown: list[str] = []
+        total, more = 0, False
+        for total, line in enumerate(lines, 1):
+            if total > stop:
+                more = True
+                if not count:
+                    break
+            elif total >= first:
+                shown.append(f"{total:>6}\t{_cut_line(line.rstrip(chr(10)), MAX_LINE_CHARS)}")
         if total == 0:
             return f"{rel} is empty"
-        if first > total:
+        if not shown:
             raise ToolError(tool, f"{rel} has {total} lines; start_line {first} is past the end")
-        last = min(total, first + MAX_VIEW_LINES - 1, total if end is None else end)
-        body = "\n".join(f"{n:>6}\t{_cut_line(lines[n - 1], MAX_LINE_CHARS)}" for n in range(first, last + 1))
-        head = f"{rel}: lines {first}-{last} of {total}"
-        more = []
-        if end is not None and end > last and last - first + 1 == MAX_VIEW_LINES:
-            more.append(f"[at most {MAX_VIEW_LINES} lines at a time; call again with start_line={last + 1}]")
-        elif end is None and last < total:
-            more.append(f"[{total - last} more lines; call again with start_line={last + 1}]")
-        return _cap("\n".join([head, body, *more]), MAX_TEXT_CHARS)
+        last = first + len(shown) - 1
+        counted = count or not more
+        head = f"{rel}: lines {first}-{last} of {total if counted else 'a file too big to count its lines'}"
+        notes = []
+        if more and end is not None and end > last:
+            notes.append(f"[at most {MAX_VIEW_LINES} lines at a time; call again with start_line={last + 1}]")
+        elif more and end is None:
+            left = f"{total - last} more lines" if counted else "more lines follow"
+            notes.append(f"[{left}; call again with start_line={last + 1}]")
+        return _cap("\n".join([head, *shown, *notes]), MAX_TEXT_CHARS)
 
     def _walk(self, tool: str, path: str) -> Iterator[tuple[Path, bool]]:
         """Every file and directory under `path` (or `path` itself when it is a file), links out dropped."""
