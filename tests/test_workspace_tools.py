@@ -375,3 +375,24 @@ def test_blob_results_keep_the_rest_of_the_response():
     rest, media = split_media([{"rows": 3}, blob])
     assert rest == {"rows": 3} and len(media) == 1
     assert split_media({"plain": 1}) == ({"plain": 1}, [])
+
+
+def test_in_a_kernel_the_workspace_is_its_current_directory(tmp_path):
+    """A real kernel (jupyter starts it in the notebook's directory): %agent create --builtin files, then a
+    %%chat whose model writes a file, which lands in that directory."""
+    from agy_jupyter.testing import FakeGemini
+    from agy_jupyter.testing.kernel import Kernel
+
+    with FakeGemini() as server:
+        kernel = Kernel(env=server.env())
+        try:
+            kernel.run(f"import os\nos.chdir({str(tmp_path)!r})\n%load_ext agy_jupyter")
+            kernel.run("%agent create w --builtin files --policy allow")
+            server.enqueue(Reply.function_call("write_file", {"path": "plan.md", "content": "# Plan\n"}, id="w1"),
+                           Reply.text("Written."))
+            execution = kernel.run("%%chat w\nWrite plan.md")
+            assert execution.reply["content"]["status"] == "ok"
+        finally:
+            kernel.shutdown()
+    assert (tmp_path / "plan.md").read_text() == "# Plan\n"
+    assert server.requests[1].function_response("w1") == {"result": "created plan.md (1 lines, 7 bytes)"}

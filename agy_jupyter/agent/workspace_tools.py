@@ -32,7 +32,8 @@ MAX_VIEW_LINES = 400  # lines one view_file call shows
 MAX_LINE_CHARS = 1000  # a longer line is cut (minified files, CSV blobs)
 MAX_TEXT_CHARS = 60_000  # any one text result
 MAX_COUNT_BYTES = 50_000_000  # view_file counts the lines of files up to this size (bigger: streamed, not counted)
-MAX_MEDIA_BYTES = 5_000_000  # an image or PDF sent to the model as a part
+MAX_MEDIA_BYTES = 5_000_000
+MAX_PDF_PAGES = 200  # pages of a PDF whose text view_file extracts  # an image or PDF sent to the model as a part
 MAX_LIST_ENTRIES = 500
 MAX_FIND_RESULTS = 200
 MAX_GREP_MATCHES = 200
@@ -470,12 +471,14 @@ def _pdf_text(data: bytes) -> str | None:
     except ImportError:
         return None
     try:
-        texts = [(page.extract_text() or "").strip() for page in pypdf.PdfReader(io.BytesIO(data)).pages]
+        pages = pypdf.PdfReader(io.BytesIO(data)).pages
+        texts = [(page.extract_text() or "").strip() for page in pages[:MAX_PDF_PAGES]]
     except Exception:  # a PDF pypdf cannot read goes to the model as a document instead
         return None
     if not any(texts):  # scanned pages: the model reads the document itself better
         return None
-    return "\n".join(f"--- page {i} ---\n{text}" for i, text in enumerate(texts, 1))
+    cut = [f"[text of the first {MAX_PDF_PAGES} of {len(pages)} pages]"] if len(pages) > MAX_PDF_PAGES else []
+    return "\n".join([*(f"--- page {i} ---\n{text}" for i, text in enumerate(texts, 1)), *cut])
 
 
 def _diff(rel: str, old: str | None, new: str) -> dict:
