@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import time
 
 import pytest
@@ -207,7 +206,8 @@ def test_write_file_creates_and_overwrites_only_when_asked(tools, root):
 
 
 def test_edit_file_replaces_exactly_one_block(tools, root):
-    assert tools.edit_file("src/app.py", "return open(path).read()", "with open(path) as f:\n        return f.read()")
+    assert tools.edit_file("src/app.py", "return open(path).read()", "with open(path) as f:\n        return f.read()"
+                           ) == "edited src/app.py: replaced 1 line with 2 lines"
     assert "with open(path) as f:\n        return f.read()\n" in (root / "src" / "app.py").read_text()
     (root / "twice.txt").write_text("a\nx\na\n")
     with pytest.raises(ToolError, match="occurs 2 times"):
@@ -325,7 +325,7 @@ def test_the_model_views_a_file_and_writes_one(make_agent, fake, root):
     assert (root / "summary.md").read_text() == "load_data reads a file\n"
     seen = fake.requests[1].function_response("c1")["result"]
     assert seen.splitlines()[1] == "     3\tdef load_data(path):"
-    assert fake.requests[2].function_response("c2") == {"result": "created summary.md (1 lines, 23 bytes)"}
+    assert fake.requests[2].function_response("c2") == {"result": "created summary.md (1 line, 23 bytes)"}
     declared = {d["name"] for t in fake.requests[0].tools for d in t.get("functionDeclarations", [])}
     assert declared == {"view_file", "list_dir", "find_files", "grep_search", "write_file", "edit_file"}
 
@@ -395,4 +395,4 @@ def test_in_a_kernel_the_workspace_is_its_current_directory(tmp_path):
         finally:
             kernel.shutdown()
     assert (tmp_path / "plan.md").read_text() == "# Plan\n"
-    assert server.requests[1].function_response("w1") == {"result": "created plan.md (1 lines, 7 bytes)"}
+    assert server.requests[1].function_response("w1") == {"result": "created plan.md (1 line, 7 bytes)"}

@@ -32,8 +32,8 @@ MAX_VIEW_LINES = 400  # lines one view_file call shows
 MAX_LINE_CHARS = 1000  # a longer line is cut (minified files, CSV blobs)
 MAX_TEXT_CHARS = 60_000  # any one text result
 MAX_COUNT_BYTES = 50_000_000  # view_file counts the lines of files up to this size (bigger: streamed, not counted)
-MAX_MEDIA_BYTES = 5_000_000
-MAX_PDF_PAGES = 200  # pages of a PDF whose text view_file extracts  # an image or PDF sent to the model as a part
+MAX_MEDIA_BYTES = 5_000_000  # an image or PDF sent to the model as a part
+MAX_PDF_PAGES = 200  # pages of a PDF whose text view_file extracts
 MAX_LIST_ENTRIES = 500
 MAX_FIND_RESULTS = 200
 MAX_GREP_MATCHES = 200
@@ -236,7 +236,7 @@ class WorkspaceTools:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(content, encoding="utf-8", newline="")
         verb = "created" if old is None else "overwrote"
-        return f"{verb} {self.ws.relative(file)} ({len(content.splitlines())} lines, {len(content.encode()):,} bytes)"
+        return f"{verb} {self.ws.relative(file)} ({_lines(content)}, {len(content.encode()):,} bytes)"
 
     def edit_file(self, path: str, old: str, new: str) -> str:
         """Replace one exact block of text in a file. `old` must occur exactly once, character for
@@ -249,8 +249,7 @@ class WorkspaceTools:
         """
         file, text, updated = self._edit(path, old, new)
         file.write_text(updated, encoding="utf-8", newline="")
-        return f"edited {self.ws.relative(file)}: replaced {len(old.splitlines()) or 1} line(s) with " \
-               f"{len(new.splitlines())} line(s)"
+        return f"edited {self.ws.relative(file)}: replaced {_lines(old)} with {_lines(new)}"
 
     # --- executing -------------------------------------------------------------
 
@@ -422,6 +421,11 @@ def _size(path: Path) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return ""
+
+
+def _lines(text: str) -> str:
+    n = len(text.splitlines())
+    return f"{n} line" if n == 1 else f"{n} lines"
 
 
 def _cut_line(line: str, limit: int) -> str:
