@@ -10,7 +10,6 @@ Outputs are capped by the constants below, and every cut says so, so the model k
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import io
 import mimetypes
@@ -486,6 +485,8 @@ def _pdf_text(data: bytes) -> str | None:
 
 
 def _diff(rel: str, old: str | None, new: str) -> dict:
+    import difflib  # only when an approval shows a diff, not with every `import agy_jupyter`
+
     lines = difflib.unified_diff((old or "").splitlines(keepends=True), new.splitlines(keepends=True),
                                  fromfile="/dev/null" if old is None else f"a/{rel}", tofile=f"b/{rel}")
     text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
