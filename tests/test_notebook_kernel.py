@@ -212,6 +212,16 @@ def test_the_approval_view_carries_the_tools_preview(kernel, fresh):
     kernel.wait(execution)
 
 
+def test_policy_allow_with_an_execute_tool_prints_one_warning_line(kernel, fresh):
+    kernel.run("import dataclasses\nfrom agy_jupyter.agent.tools import as_tool\n"
+               "shell_tool = dataclasses.replace(as_tool(add), name='shell', effect='execute')")
+    warned = kernel.run(f"%agent create {new_name()} --tools shell_tool,add --policy allow")
+    lines = [line for line in warned.text().splitlines() if "without asking" in line]
+    assert len(lines) == 1 and re.search(r"without asking: (.*?) \(", lines[0]).group(1) == "shell"
+    quiet = kernel.run(f"%agent create {new_name()} --tools shell_tool")  # the default asks: no warning
+    assert "without asking" not in quiet.text()
+
+
 def test_deny_with_always_denies_and_the_next_call_asks_again(kernel, fresh):
     """The widget's Deny with "always" ticked: this call is denied, and "always" never turns it into an allow."""
     name = new_name()
