@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from fnmatch import fnmatchcase
 import shlex
 from dataclasses import dataclass
 from enum import Enum
@@ -104,7 +105,6 @@ class PolicyRule(BaseModel):
     def names(self, tool: str) -> bool:
         if self.specific:
             return self.tool == tool
-        from fnmatch import fnmatchcase
         return fnmatchcase(tool, self.tool)
 
     def matches(self, tool: str, args: dict[str, Any] | None = None, call: CallInfo | None = None) -> bool:
