@@ -9,7 +9,7 @@ from .agent import *  # noqa: F403  (the public API is listed in agent.__all__)
 from .agent import __all__ as _agent_all
 from .runtime import (AgentBusy, AgyError, BackendError, ChatStream, ConfigError, InboxFull, MaxTokens,
                       PolicyDenied, QuotaExhausted, Runtime, RuntimeClosed, RuntimeConfig, SafetyBlocked, Timeout,
-                      ToolError, UnknownAgent, get_runtime)
+                      ToolError, TurnRefused, UnknownAgent, get_runtime)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports them on first use
     from .notebook.chat import display_chat, display_chat_blocking  # noqa: F401
@@ -21,7 +21,7 @@ _NOTEBOOK_NAMES = {"display_chat": "chat", "display_chat_blocking": "chat", "ses
                    "usage_report": "usage"}
 __all__ = [*_agent_all, "AgentBusy", "AgyError", "BackendError", "ChatStream", "ConfigError", "InboxFull",
            "MaxTokens", "PolicyDenied", "QuotaExhausted", "Runtime", "RuntimeClosed", "RuntimeConfig", "SafetyBlocked",
-           "Timeout", "ToolError", "UnknownAgent", "get_runtime", *_NOTEBOOK_NAMES]
+           "Timeout", "ToolError", "TurnRefused", "UnknownAgent", "get_runtime", *_NOTEBOOK_NAMES]
 
 
 def __getattr__(name: str):

@@ -169,6 +169,59 @@ def test_always_allow_skips_the_next_approval(kernel, fresh):
     assert fresh.requests[3].function_response("c2") == {"result": 4}
 
 
+def test_always_for_these_arguments_asks_again_for_other_arguments(kernel, fresh):
+    """The widget's "always, only these arguments": the same call runs unasked, another one asks."""
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("2"),
+                  Reply.function_call("add", {"a": 1, "b": 1}, id="c2"), Reply.text("2 again"),
+                  Reply.function_call("add", {"a": 2, "b": 2}, id="c3"), Reply.text("4"))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    first = kernel.execute(f"%%chat {name}\n1+1", wait=False)
+    kernel.send_comm(_approval_comm(kernel, before), {"type": "decision", "approved": True, "reason": "",
+                                                      "always": True, "scope": "args"})
+    kernel.wait(first)
+    kernel.run(f"%%chat {name}\n1+1 again")
+    assert len(kernel.frontend.opened["ApprovalView"]) == before + 1  # the same arguments: not asked
+    third = kernel.execute(f"%%chat {name}\n2+2", wait=False)
+    kernel.send_comm(_approval_comm(kernel, before + 1), {"type": "decision", "approved": True, "reason": "",
+                                                          "always": False, "scope": "args"})
+    kernel.wait(third)
+    assert len(kernel.frontend.opened["ApprovalView"]) == before + 2  # other arguments: asked
+    assert [fresh.requests[i].function_response(c) for i, c in [(1, "c1"), (3, "c2"), (5, "c3")]] == [
+        {"result": 2}, {"result": 2}, {"result": 4}]
+
+
+def test_the_approval_view_carries_the_tools_preview(kernel, fresh):
+    name = new_name()
+    kernel.run("import dataclasses\nfrom agy_jupyter.agent.tools import as_tool\n"
+               "def run_code(code: str) -> str:\n    return 'ran'\n"
+               "run_code_tool = dataclasses.replace(as_tool(run_code), effect='execute', preview=lambda args: "
+               "{'kind': 'code', 'text': args['code'], 'language': 'python'})")
+    kernel.run(f"%agent create {name} --tools run_code_tool")
+    fresh.enqueue(Reply.function_call("run_code", {"code": "print(1)"}, id="c1"), Reply.text("done"))
+    since = len(kernel.iopub_log)
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"%%chat {name}\nrun it", wait=False)
+    comm = _approval_comm(kernel, before)
+    opened = next(m for m in kernel.comm_opens(since) if m["content"]["comm_id"] == comm)
+    state = opened["content"]["data"]["state"]
+    assert state["preview"] == {"kind": "code", "text": "print(1)", "language": "python"}
+    assert json.loads(state["args_json"]) == {"code": "print(1)"}
+    kernel.send_comm(comm, {"type": "decision", "approved": False, "reason": "", "always": False})
+    kernel.wait(execution)
+
+
+def test_policy_allow_with_an_execute_tool_prints_one_warning_line(kernel, fresh):
+    kernel.run("import dataclasses\nfrom agy_jupyter.agent.tools import as_tool\n"
+               "shell_tool = dataclasses.replace(as_tool(add), name='shell', effect='execute')")
+    warned = kernel.run(f"%agent create {new_name()} --tools shell_tool,add --policy allow")
+    lines = [line for line in warned.text().splitlines() if "without asking" in line]
+    assert len(lines) == 1 and re.search(r"without asking: (.*?) \(", lines[0]).group(1) == "shell"
+    quiet = kernel.run(f"%agent create {new_name()} --tools shell_tool")  # the default asks: no warning
+    assert "without asking" not in quiet.text()
+
+
 def test_deny_with_always_denies_and_the_next_call_asks_again(kernel, fresh):
     """The widget's Deny with "always" ticked: this call is denied, and "always" never turns it into an allow."""
     name = new_name()

@@ -133,9 +133,10 @@ class AgentConfig(BaseModel):
         return build_config(tools=[given[n] for n in wanted], **data)
 
     def create_session(self, services: Any, agent_id: int) -> Any:
-        """Build the live agent on the runtime loop (the runtime's AgentSpec contract)."""
+        """Build the live agent on the runtime loop (the runtime's AgentSpec contract); a coroutine, which
+        also runs the on_session_start hooks."""
         from .session import GeminiSession  # the session module imports this one
-        return GeminiSession(self, services, agent_id)
+        return GeminiSession.start(self, services, agent_id)
 
 
 def build_config(**fields: Any) -> AgentConfig:

@@ -16,7 +16,8 @@ from typing import Any
 
 from google.genai import types
 
-from ..runtime.errors import AgentBusy, AgyError, InboxFull, PolicyDenied, QuotaExhausted, RuntimeClosed
+from ..runtime.errors import (AgentBusy, AgyError, InboxFull, PolicyDenied, QuotaExhausted, RuntimeClosed,
+                               TurnRefused)
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
@@ -28,7 +29,7 @@ from .content import quick_parts, to_parts
 from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
 from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, merge_same_role,
                       unanswered_calls)
-from .policies import PolicySet
+from .policies import PolicySet, warn_wholesale_allow
 from .tool_calls import DENIED_PREFIX, ToolCaller
 from .turn import PartMerger, Turn, response_from_history
 from .worker_threads import RESOURCE_KEY as WORKER_THREADS, WorkerThreads
@@ -61,8 +62,11 @@ class GeminiSession:
         # one set of worker threads per runtime, shared by its agents, closed with the runtime
         self.threads: WorkerThreads = services.resources.get(
             WORKER_THREADS, lambda: WorkerThreads(services.config.tool_threads))
-        self.tool_caller = ToolCaller(self.name, {t.name: t for t in config.all_tools()}, self.policies,
-                                      config.hooks, config.tool_timeout, config.approval_handler, self.threads)
+        tools = config.all_tools()
+        self.tool_caller = ToolCaller(self.name, {t.name: t for t in tools}, self.policies, config.hooks,
+                                      config.tool_timeout, config.approval_handler, self.threads,
+                                      workspace=config.builtin_context().workspace)
+        warn_wholesale_allow(self.name, self.policies, tools)
         self.messages: list[Message] = []
         self._turn: Turn | None = None  # the running turn
         self._backend: GeminiBackend | None = None
@@ -81,6 +85,17 @@ class GeminiSession:
         self._wakeup = asyncio.Event()
         self._closed = False
         self._last_error: str | None = None
+        self._ended = False  # on_session_end ran
+
+    @classmethod
+    async def start(cls, config: AgentConfig, services: RuntimeServices, agent_id: int) -> "GeminiSession":
+        """Build the session on the runtime loop and run its on_session_start hooks."""
+        session = cls(config, services, agent_id)
+        await session._run_hooks("on_session_start", session._session_info())
+        return session
+
+    def _session_info(self) -> dict[str, Any]:
+        return {"agent": self.name, "model": self.config.model}
 
     @property
     def state(self) -> str:
@@ -128,7 +143,9 @@ class GeminiSession:
                 if parts is None:
                     parts = await self.threads.call(to_parts, prompt)
                 self.messages.append(Message(role="user", parts=parts, kind="prompt", turn=turn.index))
-                await self._run_hooks("pre_turn", parts)
+                refusal = await self.config.hooks.refuse_turn(parts, offload=self.threads.call)
+                if refusal is not None:  # the prompt stays, marked unanswered: the history is valid
+                    raise TurnRefused(refusal)
                 await self._converse(turn)
                 await self._maybe_compact(turn)
                 response = self._end_turn(turn, "complete")
@@ -486,13 +503,17 @@ class GeminiSession:
             self._inbox_task.cancel()
         await self.cancel()
         self._settle_idle()
+        if not self._ended:
+            self._ended = True
+            await self._run_hooks("on_session_end", self._session_info())
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a restarted runtime needs to bring this agent back as it was."""
         return {"messages": list(self.messages), "turns": self._turns, "total": self._total_usage,
                 "last": self._last_turn_usage, "compactions": list(self._compactions),
                 "last_response": self._last_response, "last_turn": self._last_turn,
-                "last_error": self._last_error, "rules": list(self.policies.rules)}
+                "last_error": self._last_error, "rules": list(self.policies.rules),
+                "grants": list(self.policies.grants)}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.messages = list(state["messages"])
@@ -504,6 +525,7 @@ class GeminiSession:
         self._last_turn = state["last_turn"]
         self._last_error = state["last_error"]
         self.policies.rules = list(state["rules"])
+        self.policies.grants = list(state.get("grants", []))
 
 
 def _as_list(message: Any) -> list[Any]:

@@ -10,6 +10,8 @@ import asyncio
 import functools
 import logging
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from google.genai import types
@@ -18,7 +20,7 @@ from ..runtime.errors import ToolError
 from .events import ApprovalRequested, ToolCallStarted, ToolFinished
 from .history import ToolCallRecord
 from .hooks import Hooks
-from .policies import ApprovalRequest, Decision, PolicySet, ask
+from .policies import ApprovalRequest, CallInfo, Decision, PolicySet, ask
 from .content import is_dataframe
 from .tools import Tool, result_to_response, split_media
 from .turn import Turn
@@ -33,7 +35,8 @@ class ToolCaller:
     """Runs one agent's tool calls under its policies, hooks and approval handler."""
 
     def __init__(self, agent: str, tools: dict[str, Tool], policies: PolicySet, hooks: Hooks,
-                 tool_timeout: float, approval_handler: Any, threads: WorkerThreads):
+                 tool_timeout: float, approval_handler: Any, threads: WorkerThreads,
+                 workspace: Path | None = None):
         self.agent = agent
         self.tools = tools
         self.policies = policies
@@ -41,6 +44,7 @@ class ToolCaller:
         self.tool_timeout = tool_timeout
         self.approval_handler = approval_handler
         self.threads = threads
+        self.workspace = workspace  # for when(args, call) predicates such as workspace_only()
 
     def stuck_calls(self) -> list[dict[str, Any]]:
         """This agent's sync tool calls that timed out (or were cancelled) and still hold a thread."""
@@ -94,9 +98,8 @@ class ToolCaller:
 
     async def _tool_failed(self, turn: Turn, record: ToolCallRecord, exc: BaseException) -> types.Part:
         message = exc.message if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
-        part = self.answer(turn, record, "error", {"error": message})
-        await self.hooks.run("on_tool_error", record, exc, offload=self.threads.call)
-        return part
+        replacement = await self.hooks.tool_error_message(record, exc, offload=self.threads.call)
+        return self.answer(turn, record, "error", {"error": replacement if replacement is not None else message})
 
     def answer(self, turn: Turn, record: ToolCallRecord, status: str, result: dict,
                media: list[types.FunctionResponsePart] | None = None) -> types.Part:
@@ -107,20 +110,35 @@ class ToolCaller:
                                                                    response=result, parts=media or None))
 
     async def _decide(self, tool: Tool, record: ToolCallRecord, turn: Turn) -> tuple[Decision, str]:
+        """Hooks, then policies, then (for an ask) a standing grant or the approval handler.
+
+        A pre_tool hook may rewrite the arguments: `record.args` then holds what will run."""
         request = ApprovalRequest(agent=self.agent, tool=tool.name, args=record.args, call_id=record.id,
-                                  turn=turn.index, preview=_preview(tool, record.args))
-        hooked = await self.hooks.decide_tool(request, offload=self.threads.call)
-        if hooked in (Decision.ALLOW, Decision.DENY):
+                                  turn=turn.index)
+        verdict = await self.hooks.decide_tool(request, offload=self.threads.call)
+        if verdict.rewritten:
+            record.args = dict(verdict.request.args)
+        request = replace(verdict.request, preview=_preview(tool, record.args))
+        if verdict.decision in (Decision.ALLOW, Decision.DENY):
             record.decided_by = "hook"
-            return hooked, "a pre_tool hook refused it"
-        rule = self.policies.decide(tool.name)
-        decision = hooked or rule.decision
+            return verdict.decision, verdict.reason
+        call = CallInfo(tool=tool.name, effect=tool.effect, workspace=self.workspace)
+        try:
+            rule = self.policies.decide(tool.name, record.args, call)
+        except Exception as exc:  # a broken when= predicate must not run the call unchecked
+            log.warning("agy: a policy predicate for %s failed: %r", tool.name, exc)
+            record.decided_by = "policy"
+            return Decision.DENY, f"a policy rule could not be checked ({type(exc).__name__}: {exc})"
+        decision = verdict.decision or rule.decision
         record.decided_by = "policy"
         if decision is Decision.ALLOW:
             return decision, ""
         if decision is Decision.DENY:
             return decision, rule.reason or f"the agent's policy denies {tool.name!r}"
-        handler = turn.approval_handler or self.approval_handler
+        if verdict.decision is None and self.policies.granted(tool.name, record.args):
+            record.decided_by = "policy"  # a standing grant from an earlier "always allow"
+            return Decision.ALLOW, ""
+        handler = rule.handler or turn.approval_handler or self.approval_handler
         if handler is None:
             record.decided_by = "no handler"
             return Decision.DENY, (f"{tool.name!r} needs the user's approval and nobody can answer here; "
@@ -136,7 +154,7 @@ class ToolCaller:
         if not answer.approved:  # "always" never turns a deny into a standing allow
             return Decision.DENY, answer.reason or "the user denied it"
         if answer.always:
-            self.policies.always_allow(tool.name)
+            self.policies.always_allow(tool.name, record.args if answer.always_scope == "args" else None)
         return Decision.ALLOW, ""
 
     def refuse(self, turn: Turn, call: types.FunctionCall, reason: str) -> types.Part:

@@ -1,5 +1,8 @@
 """Approval handlers for notebook cells: a live Approve / Deny view, or the non-interactive setting.
 
+The view shows the call's preview (the code, the command or the diff that will run) when the tool
+gives one, else its arguments; "always allow" comes back narrowed to these arguments or for the tool.
+
 The handler runs on the runtime loop (the agent awaits it). The ApprovalView is created, shown and
 updated on the kernel's main thread (widgets have no locks); clicks arrive there too and are handed
 over with call_soon_threadsafe. Nothing waits for a click that cannot come: unless a front end
@@ -58,12 +61,14 @@ class CellApprover:
                 rendered.mark(sender_session())
             elif content.get("type") == "decision":
                 answer = Approval(approved=bool(content.get("approved")), reason=str(content.get("reason") or "") or None,
-                                  always=bool(content.get("always")))
+                                  always=bool(content.get("always")),
+                                  always_scope="args" if content.get("scope") == "args" else "tool")
                 loop.call_soon_threadsafe(_settle_once, decided, answer)
 
         def show() -> ApprovalView:  # main thread
             view = ApprovalView(agent=request.agent, tool=request.tool, state="pending",
                                 args_json=json.dumps(request.args, indent=2, ensure_ascii=False, default=str),
+                                preview=_preview_trait(request.preview),
                                 timeout_seconds=self.settings.approval_timeout)
             view.set_handler(on_message)
             self.live.add_view(view)
@@ -105,6 +110,13 @@ class CellApprover:
         def write() -> None:  # main thread: the view's only writer
             view.state, view.reason = state, reason
         self.live.main.post(write)
+
+
+def _preview_trait(preview: dict[str, Any] | None) -> dict[str, str]:
+    """The view's preview: text fields only (a tool's preview is ours, but its text is the model's)."""
+    if not isinstance(preview, dict) or not preview.get("kind"):
+        return {}
+    return {key: str(preview.get(key) or "") for key in ("kind", "text", "language")}
 
 
 def _settle_once(decided: asyncio.Future, answer: Approval) -> None:

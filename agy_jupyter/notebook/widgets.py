@@ -118,12 +118,15 @@ class StreamView(_HeldMessages, anywidget.AnyWidget):
 
 
 class ApprovalView(_HeldMessages, anywidget.AnyWidget):
-    """Approve or Deny one tool call; the click comes back as a "decision" message."""
+    """Approve or Deny one tool call, showing its preview; the click comes back as a "decision" message
+    ({"approved", "reason", "always", "scope": "args" | "tool"})."""
 
     _esm = _Bundle("approval_view.js")
     agent = t.Unicode("").tag(sync=True)
     tool = t.Unicode("").tag(sync=True)
     args_json = t.Unicode("").tag(sync=True)
+    # what will run ({} for none): {"kind": "code" | "command" | "diff", "text": str, "language": str}
+    preview = t.Dict().tag(sync=True)
     state = t.Unicode("pending").tag(sync=True)
     reason = t.Unicode("").tag(sync=True)
     timeout_seconds = t.Float(0.0).tag(sync=True)

@@ -124,6 +124,16 @@ class PolicyDenied(AgyError):
         self.reason = reason
 
 
+class TurnRefused(AgyError):
+    """A pre_turn hook refused the turn; the prompt stays in the history, marked as not answered."""
+
+    hint = "the agent's pre_turn hook decides which prompts it answers"
+
+    def __init__(self, reason: str):
+        super().__init__(f"turn refused: {reason}")
+        self.reason = reason
+
+
 class ConfigError(AgyError, ValueError):
     """Bad configuration, a bad argument, or missing credentials."""
 

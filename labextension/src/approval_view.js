@@ -1,8 +1,14 @@
 // ApprovalView: asks the user to approve or deny one tool call.
-// Traits: agent, tool, args_json (pretty JSON text), state ("pending" | "approved" | "denied" |
-//   "timeout" | "cancelled"), reason, timeout_seconds (0 = none; a countdown while pending).
+// Traits: agent, tool, args_json (pretty JSON text), preview ({} or {kind: "code" | "command" | "diff",
+//   text, language}: exactly what will run, shown instead of the arguments, which stay one click away),
+//   state ("pending" | "approved" | "denied" | "timeout" | "cancelled"), reason, timeout_seconds
+//   (0 = none; a countdown while pending).
 // View -> kernel: {"type": "rendered"} once rendered;
-//   {"type": "decision", "approved": bool, "reason": str, "always": bool} on Approve / Deny.
+//   {"type": "decision", "approved": bool, "reason": str, "always": bool, "scope": "args" | "tool"} on
+//   Approve / Deny ("always" only with Approve; scope "args": only later calls with these arguments).
+// Code is highlighted by the renderer agy_assets.js publishes (a fenced block through its sanitizing
+// Markdown renderer) once it is there; until then, or without it, it is plain text in <code class="language-X">.
+import { assetsChannel, usableAssets } from "./assets_channel.js";
 import { addStyle, countdown, h } from "./dom.js";
 import baseCss from "./base.css";
 import approvalCss from "./approval_view.css";
@@ -18,13 +24,70 @@ export function outcomeText(state, reason) {
   }
 }
 
+const LANGUAGE = /^[A-Za-z0-9_+-]{1,32}$/;
+
+/** The class of one line of a unified diff. */
+export function diffLineClass(line) {
+  if (line.startsWith("+++") || line.startsWith("---")) return "agy-diff-file";
+  if (line.startsWith("@@")) return "agy-diff-hunk";
+  if (line.startsWith("+")) return "agy-diff-add";
+  if (line.startsWith("-")) return "agy-diff-del";
+  return "agy-diff-context";
+}
+
+/** A fenced Markdown block holding `text` verbatim (the fence is longer than any backtick run in it). */
+function fenced(text, language) {
+  const longest = Math.max(0, ...(text.match(/`+/g) || []).map((run) => run.length));
+  const fence = "`".repeat(Math.max(3, longest + 1));
+  return `${fence}${language}\n${text}\n${fence}\n`;
+}
+
+/** Fill `box` with a preview; `assets` (optional) highlights code. Text goes in as text, never as HTML,
+ *  except the assets' own sanitized rendering. */
+export function renderPreview(box, preview, assets) {
+  box.replaceChildren();
+  const kind = preview?.kind;
+  const text = typeof preview?.text === "string" ? preview.text : "";
+  box.dataset.kind = kind || "";
+  if (kind === "diff") {
+    const pre = h("pre", { className: "agy-preview-diff" });
+    for (const line of text.split("\n")) pre.append(h("span", { className: `agy-diff-line ${diffLineClass(line)}` }, line), "\n");
+    box.append(pre);
+  } else if (kind === "command") {
+    box.append(h("pre", { className: "agy-preview-command" }, h("span", { className: "agy-prompt", "aria-hidden": "true" }, "$ "), h("code", {}, text)));
+  } else {
+    const language = LANGUAGE.test(preview?.language || "") ? preview.language.toLowerCase() : "";
+    if (usableAssets(assets) && typeof assets.renderMarkdown === "function") {
+      const block = h("div", { className: "agy-preview-code agy-highlighted" });
+      block.innerHTML = assets.renderMarkdown(fenced(text, language));
+      box.append(block);
+    } else {
+      const code = h("code", { className: language ? `language-${language}` : "" }, text);
+      box.append(h("pre", { className: "agy-preview-code" }, code));
+    }
+  }
+}
+
+const hasPreview = (preview) => !!preview && typeof preview === "object" && typeof preview.kind === "string" && preview.kind !== "";
+
 function render({ model, el }) {
   const agent = h("strong", { className: "agy-agent" });
   const tool = h("code", { className: "agy-tool-name" });
   const args = h("pre", { className: "agy-json agy-approval-args" });
+  const previewBox = h("div", { className: "agy-preview", hidden: true });
+  const argsDetails = h("details", { className: "agy-args-details" }, h("summary", {}, "Arguments"));
+  const argsSlot = h("div", { className: "agy-args-slot" });
   const reason = h("input", { type: "text", className: "agy-reason", "aria-label": "Reason", placeholder: "optional, sent with Deny" });
   const always = h("input", { type: "checkbox", className: "agy-always" });
   const alwaysText = h("span");
+  const scopeArgs = h("input", { type: "radio", name: "agy-scope", value: "args", className: "agy-scope-args", checked: true });
+  const scopeTool = h("input", { type: "radio", name: "agy-scope", value: "tool", className: "agy-scope-tool" });
+  const scopeBox = h(
+    "span",
+    { className: "agy-always-scope", role: "radiogroup", "aria-label": "Always allow for" },
+    h("label", {}, scopeArgs, " only these arguments"),
+    h("label", {}, scopeTool, " any arguments"),
+  );
   const approve = h("button", { type: "button", className: "agy-button agy-approve" }, "Approve");
   const deny = h("button", { type: "button", className: "agy-button agy-deny" }, "Deny");
   const timer = h("span", { className: "agy-countdown", hidden: true });
@@ -33,9 +96,10 @@ function render({ model, el }) {
     "div",
     { className: "agy-widget agy-approval" },
     h("div", { className: "agy-header" }, agent, " wants to call ", tool),
-    args,
+    previewBox,
+    argsSlot,
     h("label", { className: "agy-reason-label" }, h("span", {}, "Reason"), reason),
-    h("label", { className: "agy-always-label" }, always, alwaysText),
+    h("div", { className: "agy-always-row" }, h("label", { className: "agy-always-label" }, always, alwaysText), scopeBox),
     h("div", { className: "agy-actions" }, approve, deny, timer),
     outcome,
   );
@@ -44,6 +108,25 @@ function render({ model, el }) {
 
   let decided = null; // the decision this view sent, until the kernel moves `state` on
   let stopCountdown = () => {};
+  let disposed = false;
+  const channel = assetsChannel();
+  let highlighter = usableAssets(channel.value) ? channel.value : null;
+  if (highlighter?.css) addStyle(root, highlighter.css);
+  // radio groups are page-wide by name: one group per view
+  scopeArgs.name = scopeTool.name = `agy-scope-${Math.random().toString(36).slice(2)}`;
+
+  function showPreview() {
+    const preview = model.get("preview");
+    const shown = hasPreview(preview);
+    previewBox.hidden = !shown;
+    if (shown) {
+      renderPreview(previewBox, preview, highlighter);
+      if (args.parentNode !== argsDetails) argsDetails.append(args);
+      if (argsDetails.parentNode !== argsSlot) argsSlot.replaceChildren(argsDetails);
+    } else if (args.parentNode !== argsSlot) {
+      argsSlot.replaceChildren(args);
+    }
+  }
 
   function update() {
     const state = model.get("state") || "pending";
@@ -54,6 +137,7 @@ function render({ model, el }) {
     alwaysText.textContent = ` Always allow ${model.get("tool") || "this tool"} for this agent`;
     args.textContent = model.get("args_json") || "";
     for (const control of [reason, always, approve, deny]) control.disabled = !open;
+    for (const control of [scopeArgs, scopeTool]) control.disabled = !open || !always.checked;
     root.dataset.state = decided ? (decided.approved ? "approved" : "denied") : state;
     outcome.textContent = decided
       ? outcomeText(decided.approved ? "approved" : "denied", decided.reason)
@@ -72,25 +156,42 @@ function render({ model, el }) {
   function decide(approved) {
     decided = { approved, reason: reason.value.trim() };
     // "Always allow" only makes sense for an approval.
-    model.send({ type: "decision", approved, reason: decided.reason, always: approved && always.checked });
+    model.send({
+      type: "decision", approved, reason: decided.reason, always: approved && always.checked,
+      scope: scopeTool.checked ? "tool" : "args",
+    });
     update();
   }
 
   const onApprove = () => decide(true);
   const onDeny = () => decide(false);
   const onState = () => (update(), startCountdown());
+  const onPreview = () => showPreview();
+  always.addEventListener("change", update);
   approve.addEventListener("click", onApprove);
   deny.addEventListener("click", onDeny);
   const traits = ["agent", "tool", "args_json", "reason"];
   for (const name of traits) model.on(`change:${name}`, update);
   model.on("change:state", onState);
   model.on("change:timeout_seconds", onState);
+  model.on("change:preview", onPreview);
+  showPreview();
+  if (!highlighter) {
+    channel.promise.then((assets) => {
+      if (disposed || !usableAssets(assets)) return;
+      highlighter = assets;
+      if (assets.css) addStyle(root, assets.css);
+      showPreview();
+    });
+  }
   update();
   startCountdown();
   model.send({ type: "rendered" });
 
   return () => {
+    disposed = true;
     stopCountdown();
+    model.off("change:preview", onPreview);
     for (const name of traits) model.off(`change:${name}`, update);
     model.off("change:state", onState);
     model.off("change:timeout_seconds", onState);
