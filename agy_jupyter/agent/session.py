@@ -30,7 +30,7 @@ from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for
                       unanswered_calls)
 from .policies import PolicySet
 from .tool_calls import DENIED_PREFIX, ToolCaller
-from .turn import PartMerger, Turn, response_from_history
+from .turn import Turn, response_from_history
 from .worker_threads import RESOURCE_KEY as WORKER_THREADS, WorkerThreads
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class GeminiSession:
         rate_limited = server_errors = 0
         while True:
             await self._wait_for_quota(turn)
-            turn.merger = merger = PartMerger()
+            merger = turn.begin_call()
             usage_metadata = None
             turn.set_status("thinking")
             try:
@@ -221,6 +221,7 @@ class GeminiSession:
                     if candidate.finish_reason is not None:
                         turn.finish_reason = enum_name(candidate.finish_reason)
                         turn.ratings = candidate.safety_ratings
+                    turn.grounding.add(candidate)
                     for part in (candidate.content.parts or []) if candidate.content else []:
                         merger.add(part)
                         self._emit_part(turn, part)
@@ -247,7 +248,8 @@ class GeminiSession:
             usage = Usage.from_metadata(usage_metadata)
             turn.usage += usage
             turn.merger = None
-            reply = Message(role="model", parts=merger.parts, kind="reply", turn=turn.index, usage=usage)
+            reply = Message(role="model", parts=merger.parts, kind="reply", turn=turn.index, usage=usage,
+                            grounding=turn.end_call())
             self.messages.append(reply)
             return reply
 
@@ -258,7 +260,7 @@ class GeminiSession:
             await self.quota.wait_for_quota()
 
     def _emit_part(self, turn: Turn, part: types.Part) -> None:
-        if not part.text:
+        if turn.server_part(part) or not part.text:
             return
         if part.thought:
             turn.thoughts.append(part.text)
@@ -303,6 +305,7 @@ class GeminiSession:
         self._total_usage += turn.usage
         response = ChatResponse(agent=self.name, turn=turn.index, text=turn.partial_text,
                                 thoughts="".join(turn.thoughts), tool_calls=turn.tool_calls, usage=turn.usage,
+                                citations=turn.citations, code_runs=turn.code_runs,
                                 stop_reason="cancelled" if status == "cancelled" else (
                                     turn.finish_reason if turn.stop_reason == "STOP" and turn.finish_reason
                                     else turn.stop_reason),
