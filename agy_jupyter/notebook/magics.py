@@ -146,6 +146,8 @@ class AgyMagics(Magics):
     @argument("--system-var", metavar="VAR", help="take the system instruction from variable VAR")
     @argument("--tools", metavar="f,g", help="callables from the namespace to offer as tools")
     @argument("--builtin", metavar="NAME", nargs="+", help="builtin tools to enable")
+    @argument("--gemini-tools", metavar="search,url,code",
+              help="Gemini's server tools: search (Google Search grounding), url (URL context), code (code execution)")
     @argument("--policy", choices=[d.value for d in Decision], default="ask",
               help="what tool calls need: ask (approve each), allow, deny (default: ask)")
     @argument("--temperature", type=float)
@@ -163,7 +165,8 @@ class AgyMagics(Magics):
             system = str(self.shell.user_ns[args.system_var])
         settings = {key: value for key, value in {
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
-            "thinking_budget": args.thinking_budget, "enabled_tools": args.builtin}.items() if value is not None}
+            "thinking_budget": args.thinking_budget, "enabled_tools": args.builtin,
+            "gemini_tools": args.gemini_tools}.items() if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
                                       default_policy=Decision(args.policy), **settings)
