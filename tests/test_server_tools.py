@@ -166,3 +166,32 @@ def test_reply_script_format_knows_code_and_sources():
     grounded = Reply.from_dict({"text": "t", "sources": [["T", "https://t.example/"]], "queries": ["q"]})
     assert grounded.chunks[-1].metadata["groundingMetadata"]["groundingChunks"] == [
         {"web": {"title": "T", "uri": "https://t.example/"}}]
+
+
+# -- what the API refuses (the fake answers as it does) -----------------------------------------------
+
+@pytest.mark.parametrize("model, flag, message", [
+    ("gemini-2.5-flash", True, "Tool use with function calling is unsupported by the model."),
+    ("gemini-3-flash-preview", None, "Please enable tool_config.include_server_side_tool_invocations"),
+])
+def test_the_fake_refuses_a_tool_mix_as_the_api_does(fake, model, flag, message):
+    from google.genai import errors, types
+
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(google_search=types.GoogleSearch()),
+               types.Tool(function_declarations=[types.FunctionDeclaration(name="add", description="add")])],
+        tool_config=types.ToolConfig(include_server_side_tool_invocations=flag) if flag else None)
+    fake.enqueue(Reply.text("never sent"))
+    client = fake.client()  # kept: a Client closes itself when collected
+    with pytest.raises(errors.ClientError, match=re.escape(message)):
+        client.models.generate_content(model=model, contents="hi", config=config)
+    assert fake.pending == 1  # a refused request uses up no scripted reply
+
+
+def test_vertex_refuses_the_mix_when_the_agent_is_created(fake, make_agent, monkeypatch):
+    """google-genai raises for the combination flag on Vertex: say so at creation, not at the first chat."""
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    with pytest.raises(ConfigError, match="Vertex AI cannot combine Gemini's server tools with function tools"):
+        make_agent("v", model="gemini-3-flash-preview", gemini_tools=["search"], tools=[add])
+    assert make_agent("v2", gemini_tools=["search"]).name == "v2"  # server tools alone are fine there

@@ -40,6 +40,16 @@ def mixing_refused(model: str) -> bool:
     return bool(_NO_MIXING.match(model))
 
 
+def check_backend(gemini_tools: list[str], function_tools: list[Any], backend: str) -> None:
+    """Refuse at creation what the backend would refuse at the first chat (google-genai raises a
+    ValueError for the combination flag on Vertex)."""
+    if backend == "vertex" and gemini_tools and function_tools:
+        from ..runtime.errors import ConfigError
+        raise ConfigError("Vertex AI cannot combine Gemini's server tools with function tools "
+                          "(google-genai sends include_server_side_tool_invocations only to the Gemini API)",
+                          hint="use a Gemini API key, or give the agent one kind of tool")
+
+
 def parse_names(text: str) -> list[str]:
     """`search,url,code` (or the API's own names) -> ["search", "url", "code"]; ValueError names the bad ones."""
     aliases = {**{name: name for name in GEMINI_TOOLS}, **{api: name for name, api in GEMINI_TOOLS.items()}}

@@ -20,6 +20,7 @@ from ..runtime.errors import AgentBusy, AgyError, InboxFull, PolicyDenied, Quota
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
+from . import server_tools
 from .backend import GeminiBackend, resolve_credentials
 from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_rate_limit,
                        is_retryable_server_error, response_headers)
@@ -56,6 +57,7 @@ class GeminiSession:
         self.loop = services.loop
         api_key = config.api_key.get_secret_value() if config.api_key else None
         self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
+        server_tools.check_backend(config.gemini_tools, config.all_tools(), self.credentials.kind)
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
         self.policies = PolicySet(config.policies, config.default_policy)  # this agent's own copy
         # one set of worker threads per runtime, shared by its agents, closed with the runtime
