@@ -195,3 +195,31 @@ def test_vertex_refuses_the_mix_when_the_agent_is_created(fake, make_agent, monk
     with pytest.raises(ConfigError, match="Vertex AI cannot combine Gemini's server tools with function tools"):
         make_agent("v", model="gemini-3-flash-preview", gemini_tools=["search"], tools=[add])
     assert make_agent("v2", gemini_tools=["search"]).name == "v2"  # server tools alone are fine there
+
+
+def test_a_loaded_history_gives_back_the_last_turn_s_citations_and_code_runs(fake, make_agent):
+    agent = make_agent("l", gemini_tools=["search", "code"])
+    fake.enqueue(Reply(chunks=[Chunk.code("print(1)"), Chunk.code_result("1\n"),
+                               *Reply.grounded("One.", [("One", "https://one.example/")]).chunks]))
+    said = agent.chat("one?")
+    other = make_agent("l2")
+    other.import_history([m.model_dump(mode="json") for m in agent.history()])
+    loaded = other.last_turn()
+    assert loaded.citations == said.citations == [{"title": "One", "uri": "https://one.example/"}]
+    assert loaded.code_runs == said.code_runs == [{"code": "print(1)", "language": "python", "outcome": "ok",
+                                                   "output": "1\n"}]
+
+
+def test_server_side_tool_invocation_parts_are_kept_and_sent_back(fake, make_agent):
+    """Gemini 3 mixing server tools and functions answers with toolCall / toolResponse parts, which the
+    next request must carry back as they came."""
+    agent = make_agent("t", model="gemini-3-flash-preview", gemini_tools=["search"], tools=[add])
+    call = {"toolCall": {"id": "s1", "toolType": "GOOGLE_SEARCH_WEB", "args": {"queries": ["x"]}},
+            "thoughtSignature": "c2ln"}
+    answer = {"toolResponse": {"id": "s1", "toolType": "GOOGLE_SEARCH_WEB", "response": {"results": []}}}
+    fake.enqueue(Reply(chunks=[Chunk.raw(call), Chunk.raw(answer), Chunk.function_call("add", {"a": 1, "b": 2},
+                                                                                           id="c1")]),
+                 Reply.text("3"))
+    assert agent.chat("add after searching").text == "3"
+    sent = fake.requests[1].contents[1]["parts"]
+    assert sent[:2] == [call, answer] and sent[2]["functionCall"]["name"] == "add"

@@ -131,3 +131,28 @@ class GroundingCollector:
         return Citations(sources=self.sources[:MAX_SOURCES],
                          supports=[s for s in self.supports if all(i < MAX_SOURCES for i in s["sources"])],
                          queries=list(self.queries))
+
+
+def code_runs(parts: list[types.Part]) -> list[dict[str, str | None]]:
+    """The code_execution runs in saved parts, in order: {code, language, outcome, output} (None until run)."""
+    runs: list[dict[str, str | None]] = []
+    for part in parts:
+        if part.executable_code is not None:
+            runs.append({"code": part.executable_code.code or "",
+                         "language": language_name(part.executable_code.language) or "python",
+                         "outcome": None, "output": None})
+        elif part.code_execution_result is not None:
+            if not runs or runs[-1]["outcome"] is not None:
+                runs.append({"code": "", "language": "python", "outcome": None, "output": None})
+            runs[-1].update(outcome=outcome_name(part.code_execution_result.outcome),
+                            output=part.code_execution_result.output or "")
+    return runs
+
+
+def grounding_sources(metadata: types.GroundingMetadata | None) -> tuple[list[dict[str, str]], list[dict[str, Any]],
+                                                                         list[str]]:
+    """A saved reply's grounding as (sources, supports, queries)."""
+    collector = GroundingCollector()
+    if metadata is not None:
+        collector.add_grounding(metadata)
+    return collector.sources, collector.supports, collector.queries

@@ -9,7 +9,7 @@ from google.genai import types
 from ..runtime.stream import ChatStream
 from .events import CodeExecuted, CodeExecutionStarted, StatusChanged
 from .history import ChatResponse, Message, ToolCallRecord, Usage
-from .server_tools import GroundingCollector, language_name, outcome_name
+from .server_tools import GroundingCollector, code_runs, grounding_sources, language_name, outcome_name
 
 
 class PartMerger:
@@ -142,6 +142,11 @@ def response_from_history(agent: str, messages: list[Message]) -> ChatResponse |
                                     status=status, result=result))
     usage = sum((m.usage for m in turn if m.usage), Usage())
     cancelled = any(m.status == "cancelled" for m in turn)
+    citations: list[dict[str, str]] = []
+    for message in replies:
+        citations += [s for s in grounding_sources(message.grounding)[0] if s not in citations]
+    runs = [run for m in replies for run in code_runs(m.parts) if run["outcome"] is not None]
     return ChatResponse(agent=agent, turn=last, text="".join(m.text for m in replies),
                         thoughts="".join(m.thoughts for m in replies), tool_calls=calls, usage=usage,
+                        citations=citations, code_runs=runs,
                         stop_reason="cancelled" if cancelled else "STOP", cancelled=cancelled)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..agent.events import (ApprovalRequested, Citations, CodeExecuted, CodeExecutionStarted, QuotaWait, StatusChanged,
                             TextDelta, ThoughtDelta, ToolCallStarted, ToolFinished)
-from ..agent.server_tools import GroundingCollector, language_name, outcome_name
+from ..agent.server_tools import code_runs, grounding_sources
 from .safe_html import code_html, escape, escape_inline, markdown_html, static_html
 
 TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
@@ -394,8 +394,8 @@ def history_bundle(messages: list[Any], last_turns: int | None = None) -> dict[s
             who, css = f"You · turn {message.turn}", "agy-message agy-you"
         else:
             who, css = "Agent", "agy-message"
-        runs = _code_runs(message.parts)
-        sources = _sources(message.grounding)
+        runs = [tuple(run.values()) for run in code_runs(message.parts)]
+        sources = grounding_sources(message.grounding)
         text = message.text or ("" if message.function_calls or runs else "[non-text content]")
         body = f'<div class="agy-md">{markdown_html(text)}</div>' if text else ""
         calls = "".join(tool_html(c.name or "?", "call", c.args or {}) for c in message.function_calls)
@@ -409,24 +409,3 @@ def history_bundle(messages: list[Any], last_turns: int | None = None) -> dict[s
         plain += [citations_text(sources[0])] if sources[0] else []
     return {"text/html": static_html("".join(html_parts), "agy-history"), "text/plain": "\n\n".join(plain)}
 
-
-def _code_runs(parts: list[Any]) -> list[tuple[str, str, str | None, str | None]]:
-    """(code, language, outcome, output) of the code_execution parts of a saved message, in order."""
-    runs: list[list[Any]] = []
-    for part in parts:
-        if part.executable_code is not None:
-            runs.append([part.executable_code.code or "", language_name(part.executable_code.language) or "python",
-                         None, None])
-        elif part.code_execution_result is not None:
-            if not runs or runs[-1][2] is not None:
-                runs.append(["", "python", None, None])
-            runs[-1][2:] = [outcome_name(part.code_execution_result.outcome), part.code_execution_result.output or ""]
-    return [tuple(run) for run in runs]
-
-
-def _sources(metadata: Any) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[str]]:
-    """A saved reply's grounding as (sources, supports, queries)."""
-    collector = GroundingCollector()
-    if metadata is not None:
-        collector.add_grounding(metadata)
-    return collector.sources, collector.supports, collector.queries
