@@ -223,3 +223,15 @@ def test_server_side_tool_invocation_parts_are_kept_and_sent_back(fake, make_age
     assert agent.chat("add after searching").text == "3"
     sent = fake.requests[1].contents[1]["parts"]
     assert sent[:2] == [call, answer] and sent[2]["functionCall"]["name"] == "add"
+
+
+def test_grounding_spread_over_chunks_is_kept_whole_in_the_history(fake, make_agent):
+    agent = make_agent("sp", gemini_tools=["search"])
+    first = Reply.grounded("A.", [SOURCES[0]]).chunks[-1]
+    second = Reply.grounded("B.", [("Other", "https://other.example/")]).chunks[-1]
+    fake.enqueue(Reply(chunks=[first, second]))
+    response = agent.chat("q")
+    assert [s["uri"] for s in response.citations] == [SOURCES[0][1], "https://other.example/"]
+    kept = [m for m in agent.history() if m.role == "model"][0].grounding
+    assert [c.web.uri for c in kept.grounding_chunks] == [SOURCES[0][1], "https://other.example/"]
+    assert [(s.segment.text, s.grounding_chunk_indices) for s in kept.grounding_supports] == [("A.", [0]), ("B.", [1])]

@@ -82,9 +82,10 @@ class AgentConfig(BaseModel):
         if duplicates:
             raise ValueError(f"two tools share the name(s) {', '.join(duplicates)}")
         if self.gemini_tools and names and server_tools.mixing_refused(self.model):
+            functions = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
             raise ValueError(f"{self.model} cannot use Gemini's server tools ({', '.join(self.gemini_tools)}) "
-                             f"together with function tools ({', '.join(names[:3])}{', …' if len(names) > 3 else ''}): "
-                             "the API refuses the mix before Gemini 3; use a gemini-3 model, or one kind of tool")
+                             f"together with function tools ({functions}): the API refuses the mix before "
+                             "Gemini 3; use a gemini-3 model, or one kind of tool")
         return self
 
     @field_validator("gemini_tools", mode="before")

@@ -85,12 +85,13 @@ class GroundingCollector:
         self.queries: list[str] = []
         self._index: dict[str, int] = {}  # uri -> position in sources
         self._segments: set[tuple] = set()
-        self.metadata: types.GroundingMetadata | None = None  # the last one received, kept in the history
+        self._received: list[types.GroundingMetadata] = []  # each distinct one, as received
 
     def add(self, candidate: types.Candidate) -> None:
         metadata = candidate.grounding_metadata
         if metadata is not None:
-            self.metadata = metadata
+            if metadata not in self._received:
+                self._received.append(metadata)
             self.add_grounding(metadata)
         for url in (candidate.url_context_metadata.url_metadata or []) if candidate.url_context_metadata else []:
             if url.retrieved_url:
@@ -123,6 +124,19 @@ class GroundingCollector:
         elif title and not self.sources[self._index[uri]]["title"]:
             self.sources[self._index[uri]]["title"] = title
         return self._index[uri]
+
+    @property
+    def metadata(self) -> types.GroundingMetadata | None:
+        """What the history keeps: the metadata as received when it came once (or repeated), else one
+        built from all of it (chunk indices are per metadata, so they are renumbered)."""
+        if len(self._received) <= 1:
+            return self._received[0] if self._received else None
+        web = [types.GroundingChunkWeb(uri=s["uri"], title=s["title"] or None) for s in self.sources]
+        return self._received[-1].model_copy(update={
+            "grounding_chunks": [types.GroundingChunk(web=w) for w in web],
+            "grounding_supports": [types.GroundingSupport(segment=types.Segment(text=s["text"]),
+                                                          grounding_chunk_indices=s["sources"]) for s in self.supports],
+            "web_search_queries": list(self.queries) or None})
 
     def event(self) -> Citations | None:
         """The Citations of this call, if it had any sources."""
