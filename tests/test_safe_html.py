@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from agy_jupyter.agent.events import StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted, ToolFinished
+from agy_jupyter.agent.events import (Citations, CodeExecuted, CodeExecutionStarted, StatusChanged, TextDelta,
+                                     ThoughtDelta, ToolCallStarted, ToolFinished)
 from agy_jupyter.notebook import safe_html
 from agy_jupyter.notebook.transcript import Transcript, history_bundle
 
@@ -164,11 +165,22 @@ def history_with(text: str) -> list:
     now = datetime.now(timezone.utc)
     call = SimpleNamespace(name=text, args={"arg": text})
     response = SimpleNamespace(name=text, response={"result": text})
-    base = dict(turn=1, time=now, status="complete", excluded=False, function_calls=[], function_responses=[])
+    base = dict(turn=1, time=now, status="complete", excluded=False, function_calls=[], function_responses=[],
+                parts=[], grounding=None)
     return [SimpleNamespace(**base, role="user", kind="prompt", text=text),
             SimpleNamespace(**{**base, "function_calls": [call]}, role="model", kind="reply", text=text),
             SimpleNamespace(**{**base, "function_responses": [response]}, role="user", kind="tool_results", text=""),
             SimpleNamespace(**base, role="model", kind="summary", text=text)]
+
+
+def server_tools_reply(text: str) -> Transcript:
+    """A reply where Gemini's code run (code, output) and its cited sources (title, URI, claim) hold `text`."""
+    transcript = Transcript(agent="a")
+    for event in (CodeExecutionStarted(text, text[:20]), CodeExecuted(text, text[:20], text[:20], text),
+                  Citations([{"title": text, "uri": text}, {"title": text, "uri": "https://x.example/" + text}],
+                            [{"text": text, "sources": [0, 1]}], [text])):
+        transcript.apply(event)
+    return transcript
 
 
 def _browser_corpus() -> list[str]:
@@ -197,7 +209,7 @@ def is_our_stylesheet(style: str) -> bool:
 @pytest.mark.parametrize("payload", HOSTILE + _browser_corpus())
 def test_hostile_text_never_reaches_the_page_as_markup(payload):
     for html in (reply_with(payload).static_bundle()["text/html"], reply_with("x", tool_text=payload).to_html(),
-                 history_bundle(history_with(payload))["text/html"]):
+                 history_bundle(history_with(payload))["text/html"], server_tools_reply(payload).to_html()):
         checker = check(html)
         assert checker.problems == [], (payload, checker.problems, html)
         assert len(checker.styles) == 1 and is_our_stylesheet(checker.styles[0])

@@ -14,7 +14,8 @@ from agy_jupyter.notebook.transcript import PLAIN_PREVIEW_CHARS, TRANSCRIPT_MIME
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "transcripts").glob("*.json"))
 EVENT_TYPES = {cls.kind: cls for cls in (events.TextDelta, events.ThoughtDelta, events.StatusChanged, events.QuotaWait,
-                                         events.ToolCallStarted, events.ApprovalRequested, events.ToolFinished)}
+                                         events.ToolCallStarted, events.ApprovalRequested, events.ToolFinished,
+                                         events.CodeExecutionStarted, events.CodeExecuted, events.Citations)}
 
 
 def replay(fixture: dict) -> tuple[Transcript, list]:
@@ -33,6 +34,7 @@ def replay(fixture: dict) -> tuple[Transcript, list]:
 
 def test_there_are_enough_shared_fixtures():
     assert {p.stem for p in FIXTURES} >= {"parallel_same_name_without_ids", "orphan_results",
+                                          "code_execution_and_citations", "code_results_by_id_and_without_code",
                                           "thoughts_and_text_interleaved", "error_after_partial_reply", "text_only"}
 
 

@@ -11,7 +11,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
                       model_validator)
 
 from ..runtime.errors import ConfigError
-from . import builtin_tools
+from . import builtin_tools, server_tools
 from .hooks import Hooks
 from .policies import ApprovalHandler, Decision, PolicyRule
 from .tools import Tool, as_tool
@@ -41,6 +41,9 @@ class AgentConfig(BaseModel):
     disabled_tools: list[str] | None = Field(None, description="offer every builtin tool but these")
     workspace: str | None = Field(None, description="root the file and shell tools are confined to "
                                                     "(default: the current directory)")
+    gemini_tools: list[server_tools.GeminiTool] = Field(
+        default_factory=list, description="Gemini's server-side tools: search (google_search grounding), "
+                                          "url (url_context), code (code_execution)")
     policies: list[PolicyRule] = Field(default_factory=list)
     default_policy: Decision = Decision.ASK
     approval_handler: ApprovalHandler | None = Field(None, exclude=True)
@@ -78,7 +81,19 @@ class AgentConfig(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"two tools share the name(s) {', '.join(duplicates)}")
+        if self.gemini_tools and names and server_tools.mixing_refused(self.model):
+            functions = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+            raise ValueError(f"{self.model} cannot use Gemini's server tools ({', '.join(self.gemini_tools)}) "
+                             f"together with function tools ({functions}): the API refuses the mix before "
+                             "Gemini 3; use a gemini-3 model, or one kind of tool")
         return self
+
+    @field_validator("gemini_tools", mode="before")
+    @classmethod
+    def _to_gemini_tools(cls, names: Any) -> Any:
+        if isinstance(names, str):  # "search,url,code" as the magic and a config file give it
+            return server_tools.parse_names(names)
+        return list(dict.fromkeys(names or []))
 
     def builtin_context(self) -> builtin_tools.BuiltinContext:
         return builtin_tools.BuiltinContext(workspace=Path(self.workspace or ".").resolve())
@@ -99,6 +114,11 @@ class AgentConfig(BaseModel):
         if self.thinking_budget is not None or self.include_thoughts:
             thinking = types.ThinkingConfig(thinking_budget=self.thinking_budget,
                                             include_thoughts=self.include_thoughts or None)
+        request_tools = [types.Tool(function_declarations=[t.declaration() for t in tools])] if tools else []
+        server = server_tools.request_tools(self.gemini_tools) if with_tools else []
+        calling = None if allow_calls or not tools else types.FunctionCallingConfig(
+            mode=types.FunctionCallingConfigMode.NONE)
+        mixed = bool(server and tools)  # Gemini 3 takes server tools next to functions only when asked to
         return types.GenerateContentConfig(
             system_instruction=self.system_instruction,
             temperature=self.temperature,
@@ -106,9 +126,10 @@ class AgentConfig(BaseModel):
             max_output_tokens=self.max_output_tokens,
             stop_sequences=self.stop_sequences or None,
             thinking_config=thinking,
-            tools=[types.Tool(function_declarations=[t.declaration() for t in tools])] if tools else None,
-            tool_config=None if allow_calls or not tools else types.ToolConfig(
-                function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.NONE)),
+            tools=[*server, *request_tools] or None,
+            tool_config=types.ToolConfig(function_calling_config=calling,
+                                         include_server_side_tool_invocations=mixed or None)
+            if calling or mixed else None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             response_mime_type="application/json" if self.response_schema else None,
             response_schema=self.response_schema,

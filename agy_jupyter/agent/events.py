@@ -59,6 +59,39 @@ class ToolFinished:
 
 
 @dataclass(frozen=True)
+class CodeExecutionStarted:
+    """Gemini's code_execution tool is running this code on Google's servers."""
+    code: str
+    language: str = "python"
+    id: str | None = None
+    kind: str = "code_execution"
+
+
+@dataclass(frozen=True)
+class CodeExecuted:
+    """The server's result of a code execution: outcome "ok", "failed" or "deadline_exceeded"."""
+    code: str
+    language: str
+    outcome: str
+    output: str
+    id: str | None = None
+    kind: str = "code_result"
+
+
+@dataclass(frozen=True)
+class Citations:
+    """Web sources a model call was grounded in (google_search / url_context).
+
+    sources: [{"title", "uri"}]; supports: [{"text": a segment of the reply, "sources": [indices]}];
+    queries: the web searches the model ran.
+    """
+    sources: list[dict[str, str]]
+    supports: list[dict[str, Any]] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
+    kind: str = "citations"
+
+
+@dataclass(frozen=True)
 class TurnFinished:
     response: Any  # ChatResponse
     kind: str = "finished"

@@ -55,6 +55,7 @@ class Message(BaseModel):
     usage: Usage | None = None
     status: MessageStatus = "complete"
     excluded: bool = False  # kept in the transcript, not sent to the model (compacted or unanswered)
+    grounding: types.GroundingMetadata | None = None  # a reply's search / URL sources (never sent back)
 
     @property
     def text(self) -> str:
@@ -98,6 +99,8 @@ class ChatResponse(BaseModel):
     text: str = ""
     thoughts: str = ""
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    citations: list[dict[str, str]] = Field(default_factory=list)  # [{title, uri}] the reply was grounded in
+    code_runs: list[dict[str, str]] = Field(default_factory=list)  # Gemini's code_execution: code, outcome, output
     usage: Usage = Field(default_factory=Usage)
     stop_reason: str = "STOP"
     cancelled: bool = False

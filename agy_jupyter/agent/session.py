@@ -21,6 +21,7 @@ from ..runtime.errors import (AgentBusy, AgyError, InboxFull, PolicyDenied, Quot
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
+from . import server_tools
 from .backend import GeminiBackend, resolve_credentials
 from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_rate_limit,
                        is_retryable_server_error, response_headers)
@@ -31,7 +32,7 @@ from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for
                       unanswered_calls)
 from .policies import PolicySet, warn_wholesale_allow
 from .tool_calls import DENIED_PREFIX, ToolCaller
-from .turn import PartMerger, Turn, response_from_history
+from .turn import Turn, response_from_history
 from .worker_threads import RESOURCE_KEY as WORKER_THREADS, WorkerThreads
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class GeminiSession:
         self.loop = services.loop
         api_key = config.api_key.get_secret_value() if config.api_key else None
         self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
+        server_tools.check_backend(config.gemini_tools, config.all_tools(), self.credentials.kind)
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
         self.policies = PolicySet(config.policies, config.default_policy)  # this agent's own copy
         # one set of worker threads per runtime, shared by its agents, closed with the runtime
@@ -223,7 +225,7 @@ class GeminiSession:
         rate_limited = server_errors = 0
         while True:
             await self._wait_for_quota(turn)
-            turn.merger = merger = PartMerger()
+            merger = turn.begin_call()
             usage_metadata = None
             turn.set_status("thinking")
             try:
@@ -238,6 +240,7 @@ class GeminiSession:
                     if candidate.finish_reason is not None:
                         turn.finish_reason = enum_name(candidate.finish_reason)
                         turn.ratings = candidate.safety_ratings
+                    turn.grounding.add(candidate)
                     for part in (candidate.content.parts or []) if candidate.content else []:
                         merger.add(part)
                         self._emit_part(turn, part)
@@ -264,7 +267,8 @@ class GeminiSession:
             usage = Usage.from_metadata(usage_metadata)
             turn.usage += usage
             turn.merger = None
-            reply = Message(role="model", parts=merger.parts, kind="reply", turn=turn.index, usage=usage)
+            reply = Message(role="model", parts=merger.parts, kind="reply", turn=turn.index, usage=usage,
+                            grounding=turn.end_call())
             self.messages.append(reply)
             return reply
 
@@ -275,7 +279,7 @@ class GeminiSession:
             await self.quota.wait_for_quota()
 
     def _emit_part(self, turn: Turn, part: types.Part) -> None:
-        if not part.text:
+        if turn.server_part(part) or not part.text:
             return
         if part.thought:
             turn.thoughts.append(part.text)
@@ -320,6 +324,7 @@ class GeminiSession:
         self._total_usage += turn.usage
         response = ChatResponse(agent=self.name, turn=turn.index, text=turn.partial_text,
                                 thoughts="".join(turn.thoughts), tool_calls=turn.tool_calls, usage=turn.usage,
+                                citations=turn.citations, code_runs=turn.code_runs,
                                 stop_reason="cancelled" if status == "cancelled" else (
                                     turn.finish_reason if turn.stop_reason == "STOP" and turn.finish_reason
                                     else turn.stop_reason),

@@ -7,8 +7,9 @@ from typing import Any
 from google.genai import types
 
 from ..runtime.stream import ChatStream
-from .events import StatusChanged
+from .events import CodeExecuted, CodeExecutionStarted, StatusChanged
 from .history import ChatResponse, Message, ToolCallRecord, Usage
+from .server_tools import GroundingCollector, code_runs, grounding_sources, language_name, outcome_name
 
 
 class PartMerger:
@@ -76,6 +77,10 @@ class Turn:
         self.finish_reason: str | None = None
         self.ratings: list[types.SafetyRating] | None = None
         self.merger: PartMerger | None = None  # the model message being streamed, if any
+        self.grounding = GroundingCollector()  # the grounding of the model call being streamed
+        self.citations: list[dict[str, str]] = []  # every source of the turn, once
+        self.code_runs: list[dict[str, str]] = []  # [{code, language, outcome, output}] of code_execution
+        self._code: CodeExecutionStarted | None = None  # the server's code awaiting its result
         self.status = ""
         self.stop_reason = "STOP"
 
@@ -86,6 +91,39 @@ class Turn:
     def set_status(self, status: str, detail: str = "") -> None:
         self.status = status
         self.stream.emit(StatusChanged(status, detail))
+
+    def begin_call(self) -> PartMerger:
+        """A model call (or its retry) starts: fresh parts and grounding."""
+        self.merger = PartMerger()
+        self.grounding = GroundingCollector()
+        return self.merger
+
+    def end_call(self) -> types.GroundingMetadata | None:
+        """The call's reply is complete: emit its citations; return its grounding for the history."""
+        event = self.grounding.event()
+        if event is not None:
+            known = {c["uri"] for c in self.citations}
+            self.citations += [s for s in event.sources if s["uri"] not in known]
+            self.stream.emit(event)
+        return self.grounding.metadata
+
+    def server_part(self, part: types.Part) -> bool:
+        """Emit the events of a code_execution part (True), or leave the part to others (False)."""
+        if part.executable_code is not None:
+            code = part.executable_code
+            self._code = CodeExecutionStarted(code.code or "", language_name(code.language) or "python", code.id)
+            self.stream.emit(self._code)
+            return True
+        if part.code_execution_result is not None:
+            result, started = part.code_execution_result, self._code
+            self._code = None
+            event = CodeExecuted(started.code if started else "", started.language if started else "python",
+                                 outcome_name(result.outcome), result.output or "", result.id)
+            self.code_runs.append({"code": event.code, "language": event.language, "outcome": event.outcome,
+                                   "output": event.output})
+            self.stream.emit(event)
+            return True
+        return False
 
 
 def response_from_history(agent: str, messages: list[Message]) -> ChatResponse | None:
@@ -104,6 +142,11 @@ def response_from_history(agent: str, messages: list[Message]) -> ChatResponse |
                                     status=status, result=result))
     usage = sum((m.usage for m in turn if m.usage), Usage())
     cancelled = any(m.status == "cancelled" for m in turn)
+    citations: list[dict[str, str]] = []
+    for message in replies:
+        citations += [s for s in grounding_sources(message.grounding)[0] if s not in citations]
+    runs = [run for m in replies for run in code_runs(m.parts) if run["outcome"] is not None]
     return ChatResponse(agent=agent, turn=last, text="".join(m.text for m in replies),
                         thoughts="".join(m.thoughts for m in replies), tool_calls=calls, usage=usage,
+                        citations=citations, code_runs=runs,
                         stop_reason="cancelled" if cancelled else "STOP", cancelled=cancelled)

@@ -151,6 +151,8 @@ class AgyMagics(Magics):
               help="builtin tools to offer: groups (notebook, files, shell) and single tool names")
     @argument("--workspace", metavar="DIR", help="root the file and shell tools are confined to "
                                                  "(default: the current directory, the notebook's)")
+    @argument("--gemini-tools", metavar="search,url,code",
+              help="Gemini's server tools: search (Google Search grounding), url (URL context), code (code execution)")
     @argument("--policy", choices=[d.value for d in Decision], default="ask",
               help="what tool calls need: ask (approve each), allow, deny (default: ask)")
     @argument("--temperature", type=float)
@@ -169,7 +171,8 @@ class AgyMagics(Magics):
         settings = {key: value for key, value in {
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
             "thinking_budget": args.thinking_budget, "enabled_tools": _builtin_names(args.builtin),
-            "workspace": _workspace_dir(args.workspace)}.items() if value is not None}
+            "workspace": _workspace_dir(args.workspace), "gemini_tools": args.gemini_tools}.items()
+            if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
                                       default_policy=Decision(args.policy), **settings)

@@ -42,7 +42,7 @@ OUR_CLASSES = frozenset("""
     agy-header agy-agent agy-model agy-status agy-md agy-text agy-thoughts agy-thought-text agy-tool agy-tool-head
     agy-tool-name agy-tool-status agy-json-block agy-label agy-json agy-error agy-error-message agy-error-hint
     agy-footer agy-code agy-table agy-image-link agy-align-left agy-align-center agy-align-right agy-message agy-you
-    agy-reply agy-history agy-summary agy-mark agy-note
+    agy-reply agy-history agy-summary agy-mark agy-note agy-code-run agy-output agy-citations
     agy-status-ok agy-status-error agy-status-denied agy-status-cancelled agy-status-pending agy-status-done
     agy-status-other
 """.split())

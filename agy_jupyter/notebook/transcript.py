@@ -10,12 +10,14 @@ Everything a model wrote is untrusted: it reaches HTML only through safe_html.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..agent.events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted,
-                            ToolFinished)
-from .safe_html import escape, escape_inline, markdown_html, static_html
+from ..agent.events import (ApprovalRequested, Citations, CodeExecuted, CodeExecutionStarted, QuotaWait, StatusChanged,
+                            TextDelta, ThoughtDelta, ToolCallStarted, ToolFinished)
+from ..agent.server_tools import code_runs, grounding_sources
+from .safe_html import code_html, escape, escape_inline, markdown_html, static_html
 
 TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
 TRANSCRIPT_VERSION = 2
@@ -23,7 +25,10 @@ PLAIN_PREVIEW_CHARS = 1000  # text/plain is a preview: the full text is in the H
 PLAIN_TOOL_CHARS = 160  # one line per tool call in text/plain
 LONG_JSON_LINES, LONG_JSON_CHARS = 12, 1200  # longer arguments / results start collapsed (as in the widget)
 HTML_JSON_CHARS = 20_000  # a tool result longer than this is cut in the HTML (the JSON transcript has it all)
+HTML_OUTPUT_CHARS = 20_000  # a code run's output longer than this is cut in the HTML (the JSON has it all)
 _TOOL_STATUSES = {"ok", "error", "denied", "cancelled", "pending"}
+_CODE_OUTCOMES = {"ok": "ok", "failed": "error", "deadline_exceeded": "error"}  # -> status classes
+_WEB_URI = re.compile(r"https?://[^\s<>\"']+\Z", re.I)  # the only links a citation gets
 _REPLY_STATUSES = {"done", "error", "cancelled"}
 
 
@@ -44,12 +49,42 @@ class ToolBlock:
 
 
 @dataclass
+class CodeBlock:
+    """Code Gemini's code_execution tool ran on Google's servers; outcome None until its result."""
+    id: str | None
+    code: str
+    language: str = "python"
+    outcome: str | None = None
+    output: str | None = None
+    kind: str = "code_execution"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "code_execution", "id": self.id, "code": self.code, "language": self.language,
+                "outcome": self.outcome, "output": self.output}
+
+
+@dataclass
+class CitationsBlock:
+    """The web sources a model call was grounded in, and the segments of the reply each supports."""
+    sources: list[dict[str, str]]
+    supports: list[dict[str, Any]] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
+    kind: str = "citations"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "citations", "sources": self.sources, "supports": self.supports, "queries": self.queries}
+
+
+Block = TextBlock | ToolBlock | CodeBlock | CitationsBlock
+
+
+@dataclass
 class Transcript:
-    """One reply, as blocks in order: text, tool calls (with results); thoughts kept apart."""
+    """One reply, as blocks in order: text, tool calls (with results), code runs, citations; thoughts apart."""
 
     agent: str
     model: str = ""
-    blocks: list[TextBlock | ToolBlock] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     thoughts: str = ""
     status: str = "thinking"
     detail: str = ""
@@ -85,9 +120,34 @@ class Transcript:
         if isinstance(event, QuotaWait):
             self.status, self.detail = "waiting for quota", f"{event.seconds:.0f}s"
             return [["status", {"status": "waiting for quota", "detail": "", "seconds": event.seconds}]]
+        if isinstance(event, CodeExecutionStarted):
+            self.blocks.append(CodeBlock(event.id, event.code, event.language))
+            return [["code", {"id": event.id, "code": event.code, "language": event.language}]]
+        if isinstance(event, CodeExecuted):
+            block = self._code(event.id, event.code, event.language)
+            block.outcome, block.output = event.outcome, event.output
+            return [["code_result", {"id": event.id, "code": event.code, "language": event.language,
+                                     "outcome": event.outcome, "output": event.output}]]
+        if isinstance(event, Citations):
+            block = CitationsBlock(list(event.sources), list(event.supports), list(event.queries))
+            self.blocks.append(block)
+            return [["citations", {"sources": block.sources, "supports": block.supports, "queries": block.queries}]]
         if isinstance(event, ApprovalRequested):
             return []  # the approval view shows it; the status event already says so
         return []
+
+    def _code(self, code_id: str | None, code: str, language: str) -> CodeBlock:
+        """The code a result belongs to: same id; else the last code still running; else a new block.
+
+        labextension/src/transcript.js (TranscriptModel.codeFor) applies the same rule.
+        """
+        runs = [b for b in self.blocks if isinstance(b, CodeBlock)]
+        match = next((b for b in runs if code_id is not None and b.id == code_id), None) or next(
+            (b for b in reversed(runs) if b.outcome is None), None)
+        if match is None:
+            match = CodeBlock(code_id, code, language)
+            self.blocks.append(match)
+        return match
 
     def fail(self, message: str, hint: str | None) -> list[list[Any]]:
         self.status, self.error, self.hint = "error", message, hint
@@ -113,6 +173,14 @@ class Transcript:
         for block in self.blocks:
             if isinstance(block, TextBlock):
                 ops.append(["text", block.text])
+            elif isinstance(block, CodeBlock):
+                ops.append(["code", {"id": block.id, "code": block.code, "language": block.language}])
+                if block.outcome is not None:
+                    ops.append(["code_result", {"id": block.id, "code": block.code, "language": block.language,
+                                                "outcome": block.outcome, "output": block.output}])
+            elif isinstance(block, CitationsBlock):
+                ops.append(["citations", {"sources": block.sources, "supports": block.supports,
+                                          "queries": block.queries}])
             else:
                 ops.append(["tool_call", {"id": block.id, "name": block.name, "args": block.args}])
                 if block.status != "pending":
@@ -129,7 +197,7 @@ class Transcript:
         """The transcript, version 2: the schema the labextension's model produces from the same ops."""
         blocks = [{"type": "text", "text": b.text} if isinstance(b, TextBlock) else
                   {"type": "tool", "id": b.id, "name": b.name, "args": b.args, "status": b.status, "result": b.result}
-                  for b in self.blocks]
+                  if isinstance(b, ToolBlock) else b.to_json() for b in self.blocks]
         error = None if self.error is None else {"message": self.error, "hint": self.hint or ""}
         return {"version": TRANSCRIPT_VERSION, "agent": self.agent, "model": self.model, "status": self.status,
                 "thoughts": self.thoughts, "blocks": blocks, "error": error, "usage": self.usage_line}
@@ -145,6 +213,10 @@ class Transcript:
         for block in self.blocks:
             if isinstance(block, TextBlock):
                 parts.append(f'<div class="agy-md agy-text">{markdown_html(block.text)}</div>')
+            elif isinstance(block, CodeBlock):
+                parts.append(code_run_html(block.code, block.language, block.outcome, block.output))
+            elif isinstance(block, CitationsBlock):
+                parts.append(citations_html(block.sources, block.supports, block.queries))
             else:
                 parts.append(tool_html(block.name, block.status, block.args, block.result))
         if self.error is not None:
@@ -162,6 +234,12 @@ class Transcript:
             if isinstance(block, ToolBlock):
                 lines.append(tool_line(block.name, block.status, block.args, block.result))
                 continue
+            if isinstance(block, CodeBlock):
+                lines.append(code_run_line(block.code, block.outcome, block.output))
+                continue
+            if isinstance(block, CitationsBlock):
+                lines.append(citations_text(block.sources))
+                continue
             text = block.text.strip("\n")
             shown = text[:max(budget, 0)]
             budget -= len(text)
@@ -176,7 +254,8 @@ class Transcript:
 
         Holding the text twice (HTML and JSON) cost 1 byte per byte of text in every saved reply
         (64 KB reply: 2.8 -> 4.0 iopub bytes per text byte). The text blocks keep their place and length;
-        block i is the i-th `.agy-text` / `.agy-tool` child of the HTML copy's root, in the same order.
+        block i is the i-th `.agy-text` / `.agy-tool` / `.agy-code-run` / `.agy-citations` child of the
+        HTML copy's root, in the same order.
         """
         data = self.to_json()
         data["text_in"] = "text/html"
@@ -236,6 +315,58 @@ def tool_line(name: str, status: str, args: Any, result: Any = None) -> str:
     return line if len(line) <= PLAIN_TOOL_CHARS else line[:PLAIN_TOOL_CHARS - 1] + "…"
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n… [{len(text) - limit} more characters]"
+
+
+def code_run_html(code: str, language: str, outcome: str | None, output: str | None) -> str:
+    """Code Gemini ran on its servers: the code (highlighted) and its output, like a tool card."""
+    status = "running" if outcome is None else (outcome or "done")
+    state = _CODE_OUTCOMES.get(outcome, "other") if outcome is not None else "pending"
+    parts = [f'<div class="agy-code-run agy-status-{state}"><div class="agy-tool-head">Code run by Gemini '
+             f'<span class="agy-tool-status">{escape(status.replace("_", " "))}</span></div>',
+             code_html(code, language)]
+    if output:
+        parts.append(f'<div class="agy-label">Output</div><pre class="agy-output">'
+                     f'{escape(_cut(output, HTML_OUTPUT_CHARS))}</pre>')
+    return "".join(parts) + "</div>"
+
+
+def web_link(uri: str, label: str) -> str:
+    """A link to an http(s) URI with an escaped label; any other URI is shown as text, never as a link."""
+    uri = str(uri or "").strip()
+    if not _WEB_URI.match(uri):
+        return escape(label or uri)
+    return f'<a href="{escape(uri)}">{escape(label or uri)}</a>'
+
+
+def citations_html(sources: list[dict[str, Any]], supports: list[dict[str, Any]], queries: list[str]) -> str:
+    """Numbered sources with their links; the claims they support and the searches run, folded."""
+    items = "".join(f'<li>{web_link(s.get("uri", ""), s.get("title") or s.get("uri", ""))}</li>' for s in sources)
+    parts = [f'<div class="agy-citations"><div class="agy-label">Sources</div><ol>{items}</ol>']
+    if supports:
+        claims = "".join(f'<li>{escape(s.get("text", ""))} <span class="agy-mark">'
+                         f'{escape(" ".join(f"[{i + 1}]" for i in s.get("sources", [])))}</span></li>'
+                         for s in supports)
+        parts.append(f'<details><summary>Supported claims ({len(supports)})</summary><ul>{claims}</ul></details>')
+    if queries:
+        parts.append(f'<div class="agy-note">Searched: {escape(" · ".join(queries))}</div>')
+    return "".join(parts) + "</div>"
+
+
+def code_run_line(code: str, outcome: str | None, output: str | None) -> str:
+    """One line of text for a code run: `[code run: ok] print(1) -> 1`, cut to fit."""
+    line = f"[code run: {outcome or 'running'}] {code}" + (f" -> {output}" if output else "")
+    line = " ".join(line.split())
+    return line if len(line) <= PLAIN_TOOL_CHARS else line[:PLAIN_TOOL_CHARS - 1] + "…"
+
+
+def citations_text(sources: list[dict[str, Any]]) -> str:
+    """The sources as text: `[sources] 1. Title <https://…>`, one per line."""
+    return "[sources]\n" + "\n".join(f"{i}. {' '.join(str(s.get('title') or '').split())} <{s.get('uri', '')}>"
+                                      for i, s in enumerate(sources, 1))
+
+
 def history_bundle(messages: list[Any], last_turns: int | None = None) -> dict[str, str]:
     """An agent's history (`%agent history`) as sanitized text/html and readable text/plain."""
     if last_turns is not None:
@@ -263,11 +394,18 @@ def history_bundle(messages: list[Any], last_turns: int | None = None) -> dict[s
             who, css = f"You · turn {message.turn}", "agy-message agy-you"
         else:
             who, css = "Agent", "agy-message"
-        text = message.text or ("" if message.function_calls else "[non-text content]")
+        runs = [tuple(run.values()) for run in code_runs(message.parts)]
+        sources = grounding_sources(message.grounding)
+        text = message.text or ("" if message.function_calls or runs else "[non-text content]")
         body = f'<div class="agy-md">{markdown_html(text)}</div>' if text else ""
         calls = "".join(tool_html(c.name or "?", "call", c.args or {}) for c in message.function_calls)
+        calls += "".join(code_run_html(*run) for run in runs)
+        calls += citations_html(*sources) if sources[0] else ""
         html_parts.append(f'<div class="{css}"><div class="agy-header"><span class="agy-agent">{escape_inline(who)}'
                           f'</span>{mark_html}</div>{body}{calls}</div>')
         plain.append(f"{who}{mark_text}:" + (f"\n{text}" if text else ""))
         plain += [tool_line(c.name or "?", "call", c.args or {}) for c in message.function_calls]
+        plain += [code_run_line(code, outcome, output) for code, _, outcome, output in runs]
+        plain += [citations_text(sources[0])] if sources[0] else []
     return {"text/html": static_html("".join(html_parts), "agy-history"), "text/plain": "\n\n".join(plain)}
+

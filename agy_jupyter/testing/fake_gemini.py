@@ -135,6 +135,25 @@ def _last_user_text(contents: list[dict[str, Any]]) -> str:
     return ""
 
 
+_SERVER_TOOLS = ("googleSearch", "urlContext", "codeExecution", "googleSearchRetrieval", "googleMaps")
+_NO_TOOL_MIX = re.compile(r"^gemini-(?:1|2)(?:\.|-|$)")
+TOOL_MIX_UNSUPPORTED = "Tool use with function calling is unsupported by the model."
+TOOL_MIX_NEEDS_FLAG = ("Please enable tool_config.include_server_side_tool_invocations to use Built-in tools "
+                       "with Function calling.")
+
+
+def _tool_mix_refusal(rec: "RecordedRequest") -> str | None:
+    """The real API's 400 message for server tools next to function declarations, if it would refuse."""
+    server = any(key in tool for tool in rec.tools if isinstance(tool, dict) for key in _SERVER_TOOLS)
+    functions = any(tool.get("functionDeclarations") for tool in rec.tools if isinstance(tool, dict))
+    if not (server and functions):
+        return None
+    if _NO_TOOL_MIX.match(rec.model):
+        return TOOL_MIX_UNSUPPORTED
+    config = normalize_keys((rec.body or {}).get("toolConfig") or (rec.body or {}).get("tool_config") or {})
+    return None if config.get("includeServerSideToolInvocations") else TOOL_MIX_NEEDS_FLAG
+
+
 # --------------------------------------------------------------------------- records
 @dataclass
 class RecordedRequest:
@@ -284,6 +303,11 @@ class _Handler(BaseHTTPRequestHandler):
             tokens = estimate_tokens(rec.contents)
             self._respond(rec, lambda: self._send_json(200, {
                 "totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}))
+            return
+        refusal = _tool_mix_refusal(rec)
+        if refusal is not None:  # the real API refuses such a request before any reply: none is used up
+            self._respond(rec, lambda: self._send_json(400, {"error": {
+                "code": 400, "message": refusal, "status": "INVALID_ARGUMENT"}}))
             return
         try:
             reply = self.fake._next_reply(rec)

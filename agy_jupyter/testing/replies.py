@@ -21,6 +21,8 @@ be reused as ``fake.default`` and chained freely::
     Reply.text("x" * 100, chunks=10).stall_after(2) # 2 chunks, then silence until the client leaves
     Reply.text("x" * 100, chunks=10).malformed_after(2)  # 2 chunks, then ``data: {not json``
     Reply.echo(prefix="You said: ")
+    Reply.code_execution("print(6 * 7)", "42\\n", text="It is 42.")   # Gemini's code_execution parts
+    Reply.grounded("Paris is the capital.", sources=[("Wikipedia", "https://en.wikipedia.org/wiki/Paris")])
 
 Rendering (:meth:`Reply.render`) turns a Reply into a :class:`Plan` for one
 concrete request: echo text, estimated usage, ``modelVersion`` (the requested
@@ -36,10 +38,14 @@ Each reply is a string (plain text reply) or an object. Keys (all optional):
 * ``"echo": true`` (optionally ``"prefix": "You said: "``, ``"chunks": N``).
 * ``"function_call": {"name": "add", "args": {...}, "id": "call-1"}``.
 * ``"function_calls": [{"name": ..., "args": ..., "id": ...}, ...]`` - one chunk, several calls.
+* ``"code_execution": {"code": "...", "output": "...", "outcome": "OUTCOME_OK", "text": "..."}``.
+* ``"text"`` with ``"sources": [["title", "https://..."], ...]`` (and ``"queries"``) - a grounded reply.
 * ``"chunks": [CHUNK, ...]`` - explicit chunks, each one of
   ``{"text": "..."}``, ``{"thought": "..."}``, ``{"function_call": {...}}``,
-  ``{"function_calls": [...]}`` or ``{"parts": [raw API part dicts]}``; any chunk may add
-  ``"thought_signature": "..."`` (a string is sent as its UTF-8 bytes, base64-encoded).
+  ``{"function_calls": [...]}``, ``{"code": "...", "language": "PYTHON"}``,
+  ``{"code_result": "...", "outcome": "OUTCOME_OK"}`` or ``{"parts": [raw API part dicts]}``; any chunk
+  may add ``"thought_signature": "..."`` (a string is sent as its UTF-8 bytes, base64-encoded) and
+  ``"metadata": {candidate fields}`` (e.g. ``groundingMetadata``).
 * ``"blocked": "SAFETY"`` - the prompt is blocked (``true`` means ``"SAFETY"``).
 * ``"error": 429`` with ``"message"``, ``"status"``, ``"retry_delay"`` (seconds),
   ``"quota_id"``, ``"quota_value"``, ``"quota_metric"``, ``"retry_after"``.
@@ -65,7 +71,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle
     from .fake_gemini import RecordedRequest
 
-__all__ = ["Chunk", "Usage", "Reply", "Plan", "text_chars", "estimate_tokens", "format_duration"]
+__all__ = ["Chunk", "Usage", "Reply", "Plan", "text_chars", "estimate_tokens", "format_duration", "grounding_metadata"]
 
 # google.rpc.Code names for the HTTP statuses the Gemini API returns.
 STATUS_NAMES: dict[int, str] = {
@@ -214,9 +220,11 @@ class Chunk:
     """
 
     parts: tuple[dict[str, Any], ...] = ()
+    metadata: Mapping[str, Any] | None = None  # candidate fields sent with the parts (groundingMetadata, …)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(dict(p) for p in self.parts))
+        object.__setattr__(self, "metadata", dict(self.metadata) if self.metadata else None)
 
     @classmethod
     def text(cls, text: str, *, thought_signature: bytes | str | None = None) -> "Chunk":
@@ -245,6 +253,23 @@ class Chunk:
         return cls(tuple(_function_call_part(*_call_tuple(c)) for c in calls))
 
     @classmethod
+    def code(cls, code: str, language: str = "PYTHON", *, id: str | None = None) -> "Chunk":
+        """An ``executableCode`` part: Gemini's code_execution tool runs this code."""
+        from google.genai import types
+        return cls((_wire(types.Part(executable_code=types.ExecutableCode(code=code, language=language, id=id))),))
+
+    @classmethod
+    def code_result(cls, output: str, outcome: str = "OUTCOME_OK", *, id: str | None = None) -> "Chunk":
+        """A ``codeExecutionResult`` part: what the server's run of the code printed."""
+        from google.genai import types
+        result = types.CodeExecutionResult(outcome=outcome, output=output, id=id)
+        return cls((_wire(types.Part(code_execution_result=result)),))
+
+    def with_metadata(self, **fields: Any) -> "Chunk":
+        """This chunk with candidate fields added, e.g. ``groundingMetadata={...}`` (wire names)."""
+        return replace(self, metadata={**(self.metadata or {}), **fields})
+
+    @classmethod
     def raw(cls, *parts: Mapping[str, Any]) -> "Chunk":
         """Arbitrary API part dicts, sent as given."""
         return cls(tuple(dict(p) for p in parts))
@@ -253,6 +278,8 @@ class Chunk:
     def from_dict(cls, data: Mapping[str, Any] | str) -> "Chunk":
         if isinstance(data, str):
             return cls.text(data)
+        if data.get("metadata"):
+            return cls.from_dict({k: v for k, v in data.items() if k != "metadata"}).with_metadata(**data["metadata"])
         sig = data.get("thought_signature")
         if "text" in data:
             return cls.text(data["text"], thought_signature=sig)
@@ -263,6 +290,10 @@ class Chunk:
             return cls.function_call(name, args, id=id_, thought_signature=sig)
         if "function_calls" in data:
             return cls.function_calls(data["function_calls"])
+        if "code" in data:
+            return cls.code(data["code"], data.get("language", "PYTHON"))
+        if "code_result" in data:
+            return cls.code_result(data["code_result"], data.get("outcome", "OUTCOME_OK"))
         if "parts" in data:
             return cls.raw(*data["parts"])
         raise ValueError(f"unrecognised chunk: {data!r}")
@@ -385,6 +416,28 @@ class Reply:
         return cls(chunks=[Chunk.function_calls(calls)], **kwargs)
 
     @classmethod
+    def code_execution(cls, code: str, output: str, *, outcome: str = "OUTCOME_OK", text: str | None = None,
+                       language: str = "PYTHON", **kwargs: Any) -> "Reply":
+        """Gemini ran `code` with its code_execution tool: the code part, its result, then `text` if given."""
+        chunks = [Chunk.code(code, language), Chunk.code_result(output, outcome)]
+        return cls(chunks=[*chunks, *([Chunk.text(text)] if text else [])], **kwargs)
+
+    @classmethod
+    def grounded(cls, text: str, sources: Iterable[tuple[str, str]], *, supports: Iterable[Any] | None = None,
+                 queries: Iterable[str] = (), chunks: int = 1, **kwargs: Any) -> "Reply":
+        """A reply grounded by google_search: `text`, and groundingMetadata on its last chunk.
+
+        sources: (title, uri) pairs; supports: (segment text, [source indices]) pairs, by default the
+        whole text supported by every source.
+        """
+        sources = [tuple(s) for s in sources]
+        if supports is None:
+            supports = [(text, list(range(len(sources))))] if sources else []
+        pieces = [Chunk.text(t) for t in _split_text(text, chunks)]
+        pieces[-1] = pieces[-1].with_metadata(groundingMetadata=grounding_metadata(text, sources, supports, queries))
+        return cls(chunks=pieces, **kwargs)
+
+    @classmethod
     def blocked(cls, reason: str = "SAFETY", *, safety_ratings: Sequence[Mapping[str, Any]] | None = None,
                 ttft: float = 0.0) -> "Reply":
         return cls(block_reason=reason, safety_ratings=safety_ratings, finish_reason=None, ttft=ttft)
@@ -447,6 +500,13 @@ class Reply:
         elif d.get("echo"):
             prefix = d["echo"] if isinstance(d["echo"], str) else d.get("prefix", "You said: ")
             reply = cls(echo_prefix=prefix, echo_chunks=int(d.get("chunks", 1)), **common)
+        elif "code_execution" in d:
+            spec = dict(d["code_execution"])
+            reply = cls.code_execution(spec["code"], spec.get("output", ""), outcome=spec.get("outcome", "OUTCOME_OK"),
+                                       text=spec.get("text"), **common)
+        elif "text" in d and "sources" in d:
+            reply = cls.grounded(d["text"], d["sources"], queries=d.get("queries", ()),
+                                 chunks=int(d.get("chunks", 1)), **common)
         elif "text" in d:
             reply = cls.text(d["text"], int(d.get("chunks", 1)), **common)
         elif "function_call" in d:
@@ -505,8 +565,9 @@ class Reply:
         if ratings is None and self.finish_reason == "SAFETY":
             ratings = default_safety_ratings()
 
-        def candidate(parts: list[dict[str, Any]], last: bool) -> dict[str, Any]:
-            cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+        def candidate(parts: list[dict[str, Any]], last: bool, metadata: Mapping[str, Any] | None = None
+                      ) -> dict[str, Any]:
+            cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0, **(metadata or {})}
             if last:
                 if self.finish_reason is not None:
                     cand["finishReason"] = self.finish_reason
@@ -516,13 +577,14 @@ class Reply:
 
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            event: dict[str, Any] = {"candidates": [candidate([dict(p) for p in chunk.parts], last)]}
+            event: dict[str, Any] = {"candidates": [candidate([dict(p) for p in chunk.parts], last, chunk.metadata)]}
             if last:
                 event["usageMetadata"] = usage.to_json()
             event.update(meta)
             plan.events.append(event)
 
-        plan.merged = {"candidates": [candidate(_merge_parts(chunks), True)],
+        merged_metadata = {k: v for c in chunks for k, v in (c.metadata or {}).items()}
+        plan.merged = {"candidates": [candidate(_merge_parts(chunks), True, merged_metadata)],
                        "usageMetadata": usage.to_json(), **meta}
         return plan
 
@@ -545,3 +607,31 @@ def _merge_parts(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
                 merged.append(part)
     return merged
 
+
+
+def _wire(model: Any) -> dict[str, Any]:
+    """A google-genai object as the API sends it (camelCase keys, no empty fields)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def grounding_metadata(text: str, sources: Sequence[tuple[str, str]], supports: Iterable[Any],
+                       queries: Iterable[str] = ()) -> dict[str, Any]:
+    """groundingMetadata (wire form) built from google-genai's types: web chunks, and the segments of
+    `text` they support (offsets in UTF-8 bytes, as the API gives them)."""
+    from google.genai import types
+
+    encoded = text.encode("utf-8")
+    found: list[types.GroundingSupport] = []
+    for segment_text, indices in supports:
+        indices = list(indices)
+        start = encoded.find(segment_text.encode("utf-8"))
+        start = max(start, 0)
+        found.append(types.GroundingSupport(
+            segment=types.Segment(start_index=start, end_index=start + len(segment_text.encode("utf-8")),
+                                  text=segment_text),
+            grounding_chunk_indices=indices, confidence_scores=[0.9] * len(indices)))
+    metadata = types.GroundingMetadata(
+        grounding_chunks=[types.GroundingChunk(web=types.GroundingChunkWeb(uri=uri, title=title))
+                          for title, uri in sources],
+        grounding_supports=found or None, web_search_queries=list(queries) or None)
+    return _wire(metadata)

@@ -2,7 +2,9 @@
 // Traits: agent, model_name, show_thoughts.
 // Kernel -> view: {"type": "ops", "ops": [[kind, payload], ...], "reset": bool}, applied in order;
 //   kinds: "text" (Markdown delta), "thought" (delta), "tool_call" {id, name, args},
-//   "tool_result" {id, name, status, result}, "status" {status, detail, seconds}, "error" {message, hint}.
+//   "tool_result" {id, name, status, result}, "status" {status, detail, seconds}, "error" {message, hint},
+//   "code" {id, code, language} and "code_result" {id, code, language, outcome, output} (Gemini's
+//   code_execution), "citations" {sources: [{title, uri}], supports: [{text, sources}], queries}.
 //   reset: true clears the view first (the kernel replays the whole reply).
 // View -> kernel: {"type": "rendered"} once rendered (asks for the replay); {"type": "stop"} from Stop.
 // The Markdown renderer is not in this module: it arrives once per kernel session in agy_assets.js

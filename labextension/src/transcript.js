@@ -1,5 +1,5 @@
 // The reply's DOM, built by applying the kernel's ops in order: text blocks, thoughts, tool calls with
-// their results, and one error box. Text re-renders are batched to one per animation frame.
+// their results, code Gemini ran on its servers with its output, cited web sources, and one error box. Text re-renders are batched to one per animation frame.
 // The Markdown renderer is not bundled here (it arrives once per session in agy_assets.js): text and
 // thoughts are PlainBlocks until useBlocks(MarkdownBlock) re-renders them, and for good, as Markdown.
 import { h, prettyJson } from "./dom.js";
@@ -34,6 +34,20 @@ export function matchCall(calls, id, name) {
     calls.find((c) => !c.answered && c.name === name) ||
     null
   );
+}
+
+/** The code run a result belongs to: same non-null id; else the last one still running (Python's _code). */
+export function matchCode(runs, id) {
+  return (id != null && runs.find((r) => r.id === id)) || [...runs].reverse().find((r) => r.outcome === null) || null;
+}
+
+const WEB_URI = /^https?:\/\/[^\s<>"']+$/i; // the only links a citation gets (as in the static copy)
+
+/** A source as a link when its URI is http(s), else as text; the title is always text. */
+function sourceLink({ title, uri }) {
+  const label = String(title || uri || "");
+  const href = String(uri ?? "").trim();
+  return WEB_URI.test(href) ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, label) : label;
 }
 
 /**
@@ -71,6 +85,20 @@ export class TranscriptModel {
         this.blocks.push(call);
       }
       Object.assign(call, { status, result: result ?? null, answered: true });
+    } else if (kind === "code") {
+      const { id = null, code = "", language = "python" } = payload || {};
+      this.blocks.push({ type: "code_execution", id, code, language, outcome: null, output: null });
+    } else if (kind === "code_result") {
+      const { id = null, code = "", language = "python", outcome = "", output = "" } = payload || {};
+      let run = matchCode(this.blocks.filter((b) => b.type === "code_execution"), id);
+      if (!run) {
+        run = { type: "code_execution", id, code, language, outcome: null, output: null };
+        this.blocks.push(run);
+      }
+      Object.assign(run, { outcome: String(outcome ?? ""), output: String(output ?? "") });
+    } else if (kind === "citations") {
+      const { sources = [], supports = [], queries = [] } = payload || {};
+      this.blocks.push({ type: "citations", sources, supports, queries });
     } else if (kind === "status") {
       this.status = payload?.status ?? this.status;
     } else if (kind === "error") {
@@ -85,11 +113,11 @@ export class TranscriptModel {
       model: this.model,
       status: this.status,
       thoughts: this.thoughts,
-      blocks: this.blocks.map((b) =>
-        b.type === "text"
-          ? { type: "text", text: b.text }
-          : { type: "tool", id: b.id, name: b.name, args: b.args, status: b.status, result: b.result },
-      ),
+      blocks: this.blocks.map((b) => {
+        if (b.type === "text") return { type: "text", text: b.text };
+        if (b.type === "tool") return { type: "tool", id: b.id, name: b.name, args: b.args, status: b.status, result: b.result };
+        return b; // code_execution and citations blocks hold exactly their JSON fields
+      }),
       error: this.error,
       usage: this.usage,
     };
@@ -135,6 +163,7 @@ export class Transcript {
     this.dirty = new Set();
     this.blocks = []; // every text and thought block, in order
     this.calls = []; // [{ id, name, el }] in order
+    this.runs = []; // [{ id, el, status, outcome }]: Gemini's code runs, in order
     this.model = new TranscriptModel({ agent: this.model?.agent, model: this.model?.model });
   }
 
@@ -168,6 +197,39 @@ export class Transcript {
     else if (kind === "tool_call") this.addCall(payload || {});
     else if (kind === "tool_result") this.addResult(payload || {});
     else if (kind === "error") this.showError(payload || {});
+    else if (kind === "code") this.addCode(payload || {});
+    else if (kind === "code_result") this.addCodeResult(payload || {});
+    else if (kind === "citations") this.addCitations(payload || {});
+  }
+
+  /** Code Gemini runs on its servers: a card with the code, then its output. */
+  addCode({ id = null, code = "", language = "python" }) {
+    this.text = this.thought = null;
+    const status = h("span", { className: "agy-tool-status" }, "running…");
+    const el = h("div", { className: "agy-code-run", "data-status": "running", "data-language": language },
+      h("div", { className: "agy-tool-head" }, "Code run by Gemini ", status), h("pre", {}, String(code)));
+    this.el.append(el);
+    this.runs.push({ id, el, status, outcome: null });
+  }
+
+  addCodeResult(payload) {
+    let run = matchCode(this.runs, payload.id);
+    if (!run) {
+      this.addCode(payload);
+      run = this.runs[this.runs.length - 1];
+    }
+    this.text = this.thought = null;
+    const outcome = (run.outcome = String(payload.outcome ?? ""));
+    run.el.dataset.status = outcome === "ok" ? "ok" : "error";
+    run.status.textContent = outcome.replace(/_/g, " ") || "done";
+    if (payload.output) run.el.append(h("pre", { className: "agy-json agy-output" }, String(payload.output)));
+  }
+
+  /** The web sources a reply was grounded in, as numbered links (the static copy adds the claims each supports). */
+  addCitations({ sources = [] }) {
+    this.text = this.thought = null;
+    this.el.append(h("div", { className: "agy-citations agy-md" }, h("div", { className: "agy-label" }, "Sources"),
+      h("ol", {}, ...sources.map((s) => h("li", {}, sourceLink(s || {}))))));
   }
 
   appendText(delta) {

@@ -60,6 +60,42 @@ test("text, tool call, tool result, text appear in that order", async () => {
   assert.deepEqual(activeContent(second), []);
 });
 
+test("Gemini's code runs show code and output; cited sources are links only for http(s), titles as text", async () => {
+  const { model, el } = await setup();
+  model.receive(ops([
+    ["text", "Let me run it."],
+    ["code", { id: null, code: "print('<img src=x onerror=alert(1)>')", language: "python" }],
+  ]));
+  const run = blocks(el)[1];
+  assert.ok(run.classList.contains("agy-code-run"));
+  assert.equal(run.dataset.status, "running");
+  assert.equal(run.querySelector(".agy-tool-status").textContent, "running…");
+  model.receive(ops([
+    ["code_result", { id: null, code: "", language: "python", outcome: "deadline_exceeded", output: "<b>late</b>" }],
+    ["text", "Sources below."],
+    ["citations", { sources: [
+      { title: "<img src=x onerror=alert(2)>", uri: "https://example.org/a?b=1&c=2" },
+      { title: "Bad", uri: "javascript:alert(3)" },
+      { title: "", uri: "https://example.com/" },
+    ], supports: [{ text: "claim", sources: [0] }], queries: ["q"] }],
+  ]));
+  await nextFrame();
+  assert.equal(blocks(el).length, 4);
+  assert.equal(run.dataset.status, "error");
+  assert.equal(run.querySelector(".agy-tool-status").textContent, "deadline exceeded");
+  const [code, output] = run.querySelectorAll("pre");
+  assert.equal(code.textContent, "print('<img src=x onerror=alert(1)>')");
+  assert.equal(output.textContent, "<b>late</b>");
+  const cited = blocks(el)[3];
+  assert.ok(cited.classList.contains("agy-citations"));
+  const links = [...cited.querySelectorAll("a")];
+  assert.deepEqual(links.map((a) => [a.getAttribute("href"), a.textContent]),
+    [["https://example.org/a?b=1&c=2", "<img src=x onerror=alert(2)>"], ["https://example.com/", "https://example.com/"]]);
+  assert.ok(links.every((a) => a.rel === "noopener noreferrer"));
+  assert.deepEqual([...cited.querySelectorAll("li")].map((li) => li.textContent)[1], "Bad");
+  assert.deepEqual(activeContent(el.querySelector(".agy-body")), []);
+});
+
 test("tool args are text, not HTML; long results are collapsed; results without ids find their call", async () => {
   const { model, el } = await setup();
   const long = Array.from({ length: 50 }, (_, i) => `line ${i}`);
