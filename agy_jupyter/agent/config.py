@@ -13,6 +13,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
 from ..runtime.errors import ConfigError
 from . import builtin_tools
 from .hooks import Hooks
+from .mcp.servers import McpServer, parse_server
 from .policies import ApprovalHandler, Decision, PolicyRule
 from .tools import Tool, as_tool
 
@@ -41,6 +42,8 @@ class AgentConfig(BaseModel):
     disabled_tools: list[str] | None = Field(None, description="offer every builtin tool but these")
     workspace: str | None = Field(None, description="root the file and shell tools are confined to "
                                                     "(default: the current directory)")
+    mcp_servers: list[McpServer] = Field(default_factory=list, description="MCP servers whose tools the agent "
+                                         "gets, as `server/tool` (McpServer or 'name=command' / 'name=url')")
     policies: list[PolicyRule] = Field(default_factory=list)
     default_policy: Decision = Decision.ASK
     approval_handler: ApprovalHandler | None = Field(None, exclude=True)
@@ -67,6 +70,20 @@ class AgentConfig(BaseModel):
         tools = [tools] if callable(tools) else list(tools or [])
         return [as_tool(t) for t in tools]
 
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _to_servers(cls, servers: Any) -> list[McpServer]:
+        servers = [servers] if isinstance(servers, (str, McpServer)) else list(servers or [])
+        try:
+            parsed = [parse_server(s) for s in servers]
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        names = [s.name for s in parsed]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two MCP servers share the name(s) {', '.join(twice)}")
+        return parsed
+
     @model_validator(mode="after")
     def _check_builtins(self) -> "AgentConfig":
         if self.enabled_tools is not None and self.disabled_tools is not None:
@@ -92,9 +109,11 @@ class AgentConfig(BaseModel):
             self._builtins = (key, builtin_tools.build(names, context) if names else [])
         return [*self.tools, *self._builtins[1]]
 
-    def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True) -> types.GenerateContentConfig:
-        """The google-genai request config; automatic function calling is always off."""
-        tools = self.all_tools() if with_tools else []
+    def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True,
+                        extra_tools: list[Tool] = ()) -> types.GenerateContentConfig:
+        """The google-genai request config; automatic function calling is always off. `extra_tools` are
+        the live session's own (its MCP servers' tools, known once they are connected)."""
+        tools = [*self.all_tools(), *extra_tools] if with_tools else []
         thinking = None
         if self.thinking_budget is not None or self.include_thoughts:
             thinking = types.ThinkingConfig(thinking_budget=self.thinking_budget,
@@ -135,7 +154,9 @@ class AgentConfig(BaseModel):
     def create_session(self, services: Any, agent_id: int) -> Any:
         """Build the live agent on the runtime loop (the runtime's AgentSpec contract)."""
         from .session import GeminiSession  # the session module imports this one
-        return GeminiSession(self, services, agent_id)
+        session = GeminiSession(self, services, agent_id)
+        # with MCP servers, creating the agent starts them (a coroutine the runtime awaits on its loop)
+        return session.start_mcp_servers() if self.mcp_servers else session
 
 
 def build_config(**fields: Any) -> AgentConfig:

@@ -16,7 +16,8 @@ from typing import Any
 
 from google.genai import types
 
-from ..runtime.errors import AgentBusy, AgyError, InboxFull, PolicyDenied, QuotaExhausted, RuntimeClosed
+from ..runtime.errors import (AgentBusy, AgyError, ConfigError, InboxFull, PolicyDenied, QuotaExhausted,
+                              RuntimeClosed)
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
@@ -63,6 +64,7 @@ class GeminiSession:
             WORKER_THREADS, lambda: WorkerThreads(services.config.tool_threads))
         self.tool_caller = ToolCaller(self.name, {t.name: t for t in config.all_tools()}, self.policies,
                                       config.hooks, config.tool_timeout, config.approval_handler, self.threads)
+        self.mcp: Any = None  # McpServers once start_mcp_servers() connected them
         self.messages: list[Message] = []
         self._turn: Turn | None = None  # the running turn
         self._backend: GeminiBackend | None = None
@@ -97,6 +99,25 @@ class GeminiSession:
             self._backend = self.services.resources.get(self.credentials.cache_key,
                                                         lambda: GeminiBackend(self.credentials))
         return self._backend
+
+    async def start_mcp_servers(self) -> "GeminiSession":
+        """Connect the config's MCP servers and offer their tools (at creation, on the runtime loop)."""
+        try:  # imports the mcp SDK: only agents with servers pay for it
+            from .mcp.connection import McpServers
+        except ImportError as exc:
+            raise ConfigError(f"MCP servers need the mcp package, version 2 ({exc})",
+                              hint="pip install 'agy_jupyter[mcp]'") from None
+        servers = McpServers(self.config.mcp_servers)
+        tools = await servers.start()
+        taken = {t.name for t in self.config.all_tools()}
+        clash = sorted(t.declared_name for t in tools if t.declared_name in taken)
+        if clash:
+            await servers.aclose()
+            raise ConfigError(f"MCP tools clash with the agent's own tools: {', '.join(clash)}",
+                              hint="rename the MCP server")
+        self.mcp = servers
+        self.tool_caller.tools.update({t.declared_name: t for t in tools})  # the model calls the declared name
+        return self
 
     # -- turns -----------------------------------------------------------------------------------
 
@@ -201,7 +222,8 @@ class GeminiSession:
     # -- one model call, with quota waits and bounded retries ------------------------------------
 
     async def _call_model(self, turn: Turn, allow_calls: bool) -> Message:
-        config = self.config.generate_config(allow_calls=allow_calls)
+        config = self.config.generate_config(allow_calls=allow_calls,
+                                             extra_tools=self.mcp.tools if self.mcp else [])
         contents = contents_for_model(self.messages)
         rate_limited = server_errors = 0
         while True:
@@ -485,6 +507,9 @@ class GeminiSession:
         if self._inbox_task is not None:
             self._inbox_task.cancel()
         await self.cancel()
+        if self.mcp is not None:  # after the turn: a call in flight was cancelled with it
+            servers, self.mcp = self.mcp, None
+            await servers.aclose()
         self._settle_idle()
 
     def snapshot(self) -> dict[str, Any]:

@@ -62,6 +62,11 @@ def parse_magic_line(magic: Any, line: str) -> argparse.Namespace:
         raise UsageError(f"{exc}: {line.strip()!r}\n{parser.format_usage().strip()}") from None
 
 
+def _unquoted(text: str) -> str:
+    """IPython's magic parser keeps the quotes around an argument with spaces: drop one matching pair."""
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
 @magics_class
 class AgyMagics(Magics):
     """The agy_jupyter magics. Settings: `%config AgyMagics`."""
@@ -148,6 +153,9 @@ class AgyMagics(Magics):
     @argument("--builtin", metavar="NAME", nargs="+", help="builtin tools to enable")
     @argument("--policy", choices=[d.value for d in Decision], default="ask",
               help="what tool calls need: ask (approve each), allow, deny (default: ask)")
+    @argument("--mcp", metavar="NAME=TARGET", action="append",
+              help='an MCP server whose tools the agent gets as NAME/tool: "NAME=python -m module" (stdio) '
+                   'or NAME=http://host:port/mcp (HTTP); repeat for more')
     @argument("--temperature", type=float)
     @argument("--max-output-tokens", type=int)
     @argument("--thinking-budget", type=int)
@@ -163,7 +171,9 @@ class AgyMagics(Magics):
             system = str(self.shell.user_ns[args.system_var])
         settings = {key: value for key, value in {
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
-            "thinking_budget": args.thinking_budget, "enabled_tools": args.builtin}.items() if value is not None}
+            "thinking_budget": args.thinking_budget, "enabled_tools": args.builtin,
+            "mcp_servers": [_unquoted(spec) for spec in args.mcp] if args.mcp else None}.items()
+            if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
                                       default_policy=Decision(args.policy), **settings)
