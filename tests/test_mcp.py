@@ -38,7 +38,8 @@ def free_port() -> int:
 def http_toolbox():
     """The toolbox over streamable HTTP in its own process; yields (url, process)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(TOOLBOX), "http", str(port)], stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, str(TOOLBOX), "http", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -121,6 +122,7 @@ def test_secrets_are_not_saved_or_shown():
     config = build_config(name="a", mcp_servers=[server])
     assert "s3cret" not in config.to_json() and "s3cret" not in repr(server)
     assert json.loads(config.to_json())["mcp_servers"][0]["url"] == "http://h/mcp"
+    assert type(config).from_json(config.to_json()).mcp_servers == [McpServer("web", url="http://h/mcp")]
 
 
 def test_importing_agy_jupyter_does_not_import_mcp():
