@@ -178,6 +178,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
+def _import_validators() -> None:
+    import jsonschema.validators  # noqa: F401
+    import referencing  # noqa: F401
+
+
 class McpServers:
     """An agent's MCP servers: started together, their tools, stopped together."""
 
@@ -186,7 +191,10 @@ class McpServers:
         self.tools: list[McpTool] = []
 
     async def start(self) -> list[McpTool]:
-        results = await asyncio.gather(*(c.start() for c in self.connections), return_exceptions=True)
+        # The SDK imports jsonschema at the first call of a tool with an output schema: ~1 s that would
+        # stall the runtime loop (every agent's stream) in the middle of a turn. Import it on a thread now.
+        warm = asyncio.to_thread(_import_validators)
+        *results, _ = await asyncio.gather(*(c.start() for c in self.connections), warm, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             await self.aclose()
