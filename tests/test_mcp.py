@@ -14,10 +14,10 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from agy_jupyter import Approval, ConfigError, allow, allow_all
+from agy_jupyter import Approval, ConfigError, McpServer, allow, allow_all
 from agy_jupyter.agent.config import build_config
 from agy_jupyter.agent.directory import AgentDirectory
-from agy_jupyter.agent.mcp import McpServer, parse_server
+from agy_jupyter.agent.mcp import parse_server
 from agy_jupyter.agent.mcp.tools import McpTool, declared_name, result_payload
 from agy_jupyter.notebook.magics import AgyMagics
 from agy_jupyter.testing import Reply
@@ -229,6 +229,14 @@ def test_stdio_servers_stop_with_the_agent(fake, make_agent, runtime, stop):
     assert not alive(pid)
 
 
+def test_a_restarted_runtime_starts_the_servers_again(fake, make_agent, runtime):
+    agent = make_agent("a", mcp_servers=[STDIO], policies=[allow_all()])
+    before = call(fake, agent, "box__pid", {})["result"]
+    runtime.restart()
+    after = call(fake, agent, "box__pid", {})["result"]
+    assert after != before and not alive(before) and alive(after)
+
+
 # -- end to end, streamable HTTP -------------------------------------------------------------------
 
 def test_http_tools_reach_the_model(fake, make_agent, http_toolbox):
@@ -246,6 +254,26 @@ def test_an_http_server_that_dies_mid_call_gives_a_clear_tool_error(fake, make_a
     assert agent.last_turn().tool_calls[0].status == "error"
     assert call(fake, agent, "web__echo", {"text": "x"}).get("error")
     assert runtime.is_alive
+
+
+# -- in a real kernel ---------------------------------------------------------------------------
+
+def test_in_a_kernel_the_magic_starts_the_server_and_delete_stops_it(fake):
+    from agy_jupyter.testing.kernel import FrontEnd, Kernel
+    kernel = Kernel(env=fake.env())
+    try:
+        kernel.frontend = FrontEnd(kernel)
+        kernel.run("%load_ext agy_jupyter")
+        created = kernel.run(f'%agent create k --policy allow --mcp "{STDIO}"').text()
+        assert "Created agent 'k'" in created
+        fake.enqueue(Reply.function_call("box__pid", {}, id="k1"), Reply.text("done"))
+        kernel.run("%%chat k -o answer\nwhich pid?")
+        pid = fake.requests[-1].function_response("k1")["result"]
+        assert alive(pid) and kernel.run("print(answer)").text().strip() == "done"
+        kernel.run("%agent delete k")
+        assert not alive(pid)
+    finally:
+        kernel.shutdown()
 
 
 # -- %agent create --mcp --------------------------------------------------------------------------

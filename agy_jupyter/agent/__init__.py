@@ -6,13 +6,14 @@ from .events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, Tho
                      ToolFinished, TurnFinished)
 from .history import ChatResponse, Message, ToolCallRecord, Usage, history_is_valid
 from .hooks import Hooks
+from .mcp import McpServer
 from .policies import (Approval, ApprovalRequest, Decision, PolicyRule, allow, allow_all, ask_user, deny,
                        deny_all)
 from .tools import Tool, tool
 
 __all__ = [
     "Agent", "AgentConfig", "Approval", "ApprovalRequest", "ApprovalRequested", "Blob", "ChatResponse",
-    "DEFAULT_MODEL", "Decision", "Hooks", "Message", "PolicyRule", "QuotaWait", "StatusChanged", "TextDelta",
+    "DEFAULT_MODEL", "Decision", "Hooks", "McpServer", "Message", "PolicyRule", "QuotaWait", "StatusChanged", "TextDelta",
     "ThoughtDelta", "Tool", "ToolCallRecord", "ToolCallStarted", "ToolFinished", "TurnFinished", "Usage",
     "allow", "allow_all", "ask_user", "build_config", "dataframe_summary", "deny", "deny_all", "file",
     "history_is_valid", "image", "tool",
