@@ -156,12 +156,13 @@ def rows_for(micros: dict[str, list[float]]) -> list[dict]:
 
 def notes_for(micros: dict[str, list[float]]) -> list[str]:
     median = {name: _common.summarize(samples)["median"] for name, samples in micros.items()}
-    return [f"dispatch overhead over its floor (median − median): sync_tool "
-            f"{median['sync_tool'] - median['thread_hop']:.0f} µs, mcp_stdio_tool "
-            f"{median['mcp_stdio_tool'] - median['mcp_stdio_session']:.0f} µs, mcp_http_tool "
-            f"{median['mcp_http_tool'] - median['mcp_http_session']:.0f} µs",
-            f"an MCP call costs {median['mcp_stdio_tool'] / median['sync_tool']:.1f}× a sync tool over stdio, "
-            f"{median['mcp_http_tool'] / median['sync_tool']:.1f}× over HTTP"]
+    overhead = ("dispatch overhead over its floor (median − median): sync_tool "
+                f"{median['sync_tool'] - median['thread_hop']:.0f} µs, mcp_stdio_tool "
+                f"{median['mcp_stdio_tool'] - median['mcp_stdio_session']:.0f} µs, mcp_http_tool "
+                f"{median['mcp_http_tool'] - median['mcp_http_session']:.0f} µs")
+    relative = (f"an MCP call costs {median['mcp_stdio_tool'] / median['sync_tool']:.1f}× a sync tool over stdio, "
+                f"{median['mcp_http_tool'] / median['sync_tool']:.1f}× over HTTP")
+    return [overhead, relative]
 
 
 def main(argv: list[str] | None = None) -> dict:

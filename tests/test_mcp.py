@@ -197,6 +197,9 @@ def test_a_server_that_crashes_mid_call_gives_a_clear_tool_error(fake, make_agen
     # the runtime and the agent go on: its other tools work, and the dead server's tools say why
     assert call(fake, agent, "lambda_free_add", {"a": 1, "b": 2}) == {"result": 3}
     assert "is not running" in call(fake, agent, "box__echo", {"text": "x"})["error"]
+    [state] = agent.describe()["mcp_servers"]
+    assert (state["server"], state["running"], "box/echo" in state["tools"]) == ("box", False, True)
+    assert "closed the connection" in state["gone"]
     assert runtime.is_alive
 
 

@@ -457,12 +457,14 @@ class GeminiSession:
 
     def describe(self) -> dict[str, Any]:
         """State for listings: what it is doing, turns, tokens, the context size, the last error, and
-        its sync tool calls that timed out but still hold a thread ("stuck_calls": [{tool, seconds}])."""
+        its sync tool calls that timed out but still hold a thread ("stuck_calls": [{tool, seconds}]), and
+        its MCP servers ("mcp_servers": [{server, transport, tools, running, gone}])."""
         last = next((m.usage for m in reversed(self.messages) if m.role == "model" and m.usage), None)
         return {"name": self.name, "model": self.config.model, "state": self.state, "turns": self._turns,
                 "tokens": self._total_usage.total_tokens, "context_tokens": last.total_tokens if last else 0,
                 "last_error": self._last_error, "backend": self.credentials.describe(),
-                "stuck_calls": self.tool_caller.stuck_calls()}
+                "stuck_calls": self.tool_caller.stuck_calls(),
+                "mcp_servers": self.mcp.describe() if self.mcp else []}
 
     def import_history(self, messages: list[dict[str, Any]]) -> None:
         """Replace the history with saved messages (from %agent save); they are validated first."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import tempfile
 from typing import Any
@@ -179,8 +180,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _import_validators() -> None:
-    import jsonschema.validators  # noqa: F401
-    import referencing  # noqa: F401
+    importlib.import_module("jsonschema.validators")
+    importlib.import_module("referencing")
 
 
 class McpServers:
@@ -201,6 +202,11 @@ class McpServers:
             raise failures[0]
         self.tools = [t for c in self.connections for t in c.tools]
         return self.tools
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each server's state for listings: its tools (policy names), and why it is gone if it is."""
+        return [{"server": c.server.name, "transport": c.server.transport, "tools": [t.name for t in c.tools],
+                 "running": c.session is not None and c.gone is None, "gone": c.gone} for c in self.connections]
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self.connections), return_exceptions=True)

@@ -55,7 +55,7 @@ class McpServer(BaseModel):
         return shlex.split(command) if isinstance(command, str) else command
 
     @model_validator(mode="after")
-    def _one_transport(self) -> "McpServer":
+    def _one_transport(self) -> McpServer:
         if (self.command is None) == (self.url is None):
             raise ValueError(f"MCP server {self.name!r}: give command=[...] (stdio) or url=... (HTTP), one of them")
         if self.command is not None and not self.command:
