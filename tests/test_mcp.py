@@ -223,6 +223,23 @@ def test_a_server_that_cannot_start_fails_the_creation_with_its_error(fake, make
     assert runtime.agent_ids() == {} and runtime.is_alive
 
 
+def test_a_server_that_never_answers_times_out_and_is_stopped(fake, make_agent, runtime, tmp_path):
+    pid_file = tmp_path / "pid"
+    silent = McpServer("mute", command=[sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w')"
+                                        ".write(str(os.getpid())); time.sleep(60)"], startup_timeout=1.5)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="MCP server 'mute' did not start within 1.5 s"):
+        make_agent("a", mcp_servers=[silent])
+    assert time.monotonic() - started < 6  # stopped at once, not after the polite shutdown's waits
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_an_unreachable_http_server_fails_the_creation(fake, make_agent):
+    with pytest.raises(ConfigError) as caught:
+        make_agent("a", mcp_servers=[McpServer("web", url=f"http://127.0.0.1:{free_port()}/mcp")])
+    assert "MCP server 'web' could not be started: ConnectError" in caught.value.message
+
+
 @pytest.mark.parametrize("stop", ["shutdown", "delete", "runtime"])
 def test_stdio_servers_stop_with_the_agent(fake, make_agent, runtime, stop):
     agent = make_agent("a", mcp_servers=[STDIO], policies=[allow_all()])

@@ -157,11 +157,15 @@ class McpConnection:
         self._stop.set()
         task = self._task
         if task is not None and not task.done():
+            if self.session is None:  # still starting (no answer yet): nothing to wind down politely
+                task.cancel()
             done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
             if not done:
                 log.warning("agy: MCP server %r did not stop within %g s; cancelling", self.server.name, STOP_TIMEOUT)
                 task.cancel()
                 await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+        if self._ready is not None and self._ready.done() and not self._ready.cancelled():
+            self._ready.exception()  # retrieved: a start that was given up on is not an unhandled error
         self._stderr.close()
 
 
