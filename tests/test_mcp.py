@@ -261,7 +261,8 @@ def test_a_restarted_runtime_starts_the_servers_again(fake, make_agent, runtime)
 
 def test_http_tools_reach_the_model(fake, make_agent, http_toolbox):
     url, _ = http_toolbox
-    agent = make_agent("a", mcp_servers=[f"web={url}"], policies=[allow("web/add")])
+    server = McpServer("web", url=url, headers={"Authorization": "Bearer token"})  # headers take their own path
+    agent = make_agent("a", mcp_servers=[server], policies=[allow("web/add")])
     assert call(fake, agent, "web__add", {"a": 20, "b": 22}) == {"result": 42}
     assert "web__echo" in declared(fake.requests[0])
 
