@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from google.genai import types
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
@@ -110,7 +110,7 @@ class AgentConfig(BaseModel):
         return [*self.tools, *self._builtins[1]]
 
     def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True,
-                        extra_tools: list[Tool] = ()) -> types.GenerateContentConfig:
+                        extra_tools: Sequence[Tool] = ()) -> types.GenerateContentConfig:
         """The google-genai request config; automatic function calling is always off. `extra_tools` are
         the live session's own (its MCP servers' tools, known once they are connected)."""
         tools = [*self.all_tools(), *extra_tools] if with_tools else []
