@@ -6,6 +6,7 @@ from .events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, Tho
                      ToolFinished, TurnFinished)
 from .history import ChatResponse, Message, ToolCallRecord, Usage, history_is_valid
 from .hooks import Hooks
+from .mcp import McpServer
 from .policies import (Approval, ApprovalRequest, CallInfo, Decision, PolicyRule, allow, allow_all, ask_user,
                        deny, deny_all, safe_defaults, workspace_only)
 from .tools import Tool, tool
@@ -13,7 +14,7 @@ from . import workspace_tools as _workspace_tools  # noqa: F401  registers view_
 
 __all__ = [
     "Agent", "AgentConfig", "Approval", "ApprovalRequest", "ApprovalRequested", "Blob", "CallInfo", "ChatResponse",
-    "DEFAULT_MODEL", "Decision", "Hooks", "Message", "PolicyRule", "QuotaWait", "StatusChanged", "TextDelta",
+    "DEFAULT_MODEL", "Decision", "Hooks", "McpServer", "Message", "PolicyRule", "QuotaWait", "StatusChanged", "TextDelta",
     "ThoughtDelta", "Tool", "ToolCallRecord", "ToolCallStarted", "ToolFinished", "TurnFinished", "Usage",
     "allow", "allow_all", "ask_user", "build_config", "dataframe_summary", "deny", "deny_all", "file",
     "history_is_valid", "image", "safe_defaults", "tool", "workspace_only",

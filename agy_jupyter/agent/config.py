@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from google.genai import types
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
@@ -13,6 +13,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Vali
 from ..runtime.errors import ConfigError
 from . import builtin_tools, server_tools
 from .hooks import Hooks
+from .mcp.servers import McpServer, parse_server
 from .policies import ApprovalHandler, Decision, PolicyRule
 from .tools import Tool, as_tool
 
@@ -44,6 +45,8 @@ class AgentConfig(BaseModel):
     gemini_tools: list[server_tools.GeminiTool] = Field(
         default_factory=list, description="Gemini's server-side tools: search (google_search grounding), "
                                           "url (url_context), code (code_execution)")
+    mcp_servers: list[McpServer] = Field(default_factory=list, description="MCP servers whose tools the agent "
+                                         "gets, as `server/tool` (McpServer or 'name=command' / 'name=url')")
     policies: list[PolicyRule] = Field(default_factory=list)
     default_policy: Decision = Decision.ASK
     approval_handler: ApprovalHandler | None = Field(None, exclude=True)
@@ -69,6 +72,20 @@ class AgentConfig(BaseModel):
     def _to_tools(cls, tools: Any) -> list[Tool]:
         tools = [tools] if callable(tools) else list(tools or [])
         return [as_tool(t) for t in tools]
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _to_servers(cls, servers: Any) -> list[McpServer]:
+        servers = [servers] if isinstance(servers, (str, McpServer)) else list(servers or [])
+        try:
+            parsed = [parse_server(s) for s in servers]
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        names = [s.name for s in parsed]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two MCP servers share the name(s) {', '.join(twice)}")
+        return parsed
 
     @model_validator(mode="after")
     def _check_builtins(self) -> "AgentConfig":
@@ -107,9 +124,11 @@ class AgentConfig(BaseModel):
             self._builtins = (key, builtin_tools.build(names, context) if names else [])
         return [*self.tools, *self._builtins[1]]
 
-    def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True) -> types.GenerateContentConfig:
-        """The google-genai request config; automatic function calling is always off."""
-        tools = self.all_tools() if with_tools else []
+    def generate_config(self, *, with_tools: bool = True, allow_calls: bool = True,
+                        extra_tools: Sequence[Tool] = ()) -> types.GenerateContentConfig:
+        """The google-genai request config; automatic function calling is always off. `extra_tools` are
+        the live session's own (its MCP servers' tools, known once they are connected)."""
+        tools = [*self.all_tools(), *extra_tools] if with_tools else []
         thinking = None
         if self.thinking_budget is not None or self.include_thoughts:
             thinking = types.ThinkingConfig(thinking_budget=self.thinking_budget,

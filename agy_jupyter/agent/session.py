@@ -16,8 +16,8 @@ from typing import Any
 
 from google.genai import types
 
-from ..runtime.errors import (AgentBusy, AgyError, InboxFull, PolicyDenied, QuotaExhausted, RuntimeClosed,
-                               TurnRefused)
+from ..runtime.errors import (AgentBusy, AgyError, ConfigError, InboxFull, PolicyDenied, QuotaExhausted,
+                               RuntimeClosed, TurnRefused)
 from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
@@ -68,7 +68,7 @@ class GeminiSession:
         self.tool_caller = ToolCaller(self.name, {t.name: t for t in tools}, self.policies, config.hooks,
                                       config.tool_timeout, config.approval_handler, self.threads,
                                       workspace=config.builtin_context().workspace)
-        warn_wholesale_allow(self.name, self.policies, tools)
+        self.mcp: Any = None  # McpServers once start_mcp_servers() connected them
         self.messages: list[Message] = []
         self._turn: Turn | None = None  # the running turn
         self._backend: GeminiBackend | None = None
@@ -93,6 +93,9 @@ class GeminiSession:
     async def start(cls, config: AgentConfig, services: RuntimeServices, agent_id: int) -> "GeminiSession":
         """Build the session on the runtime loop and run its on_session_start hooks."""
         session = cls(config, services, agent_id)
+        if config.mcp_servers:  # their tools join the agent's before the wholesale-allow check below
+            await session.start_mcp_servers()
+        warn_wholesale_allow(session.name, session.policies, list(session.tool_caller.tools.values()))
         await session._run_hooks("on_session_start", session._session_info())
         return session
 
@@ -114,6 +117,25 @@ class GeminiSession:
             self._backend = self.services.resources.get(self.credentials.cache_key,
                                                         lambda: GeminiBackend(self.credentials))
         return self._backend
+
+    async def start_mcp_servers(self) -> "GeminiSession":
+        """Connect the config's MCP servers and offer their tools (at creation, on the runtime loop)."""
+        try:  # imports the mcp SDK: only agents with servers pay for it
+            from .mcp.connection import McpServers
+        except ImportError as exc:
+            raise ConfigError(f"MCP servers need the mcp package, version 2 ({exc})",
+                              hint="pip install 'agy_jupyter[mcp]'") from None
+        servers = McpServers(self.config.mcp_servers)
+        tools = await servers.start()
+        taken = {t.name for t in self.config.all_tools()}
+        clash = sorted(t.declared_name for t in tools if t.declared_name in taken)
+        if clash:
+            await servers.aclose()
+            raise ConfigError(f"MCP tools clash with the agent's own tools: {', '.join(clash)}",
+                              hint="rename the MCP server")
+        self.mcp = servers
+        self.tool_caller.tools.update({t.declared_name: t for t in tools})  # the model calls the declared name
+        return self
 
     # -- turns -----------------------------------------------------------------------------------
 
@@ -220,7 +242,8 @@ class GeminiSession:
     # -- one model call, with quota waits and bounded retries ------------------------------------
 
     async def _call_model(self, turn: Turn, allow_calls: bool) -> Message:
-        config = self.config.generate_config(allow_calls=allow_calls)
+        config = self.config.generate_config(allow_calls=allow_calls,
+                                             extra_tools=self.mcp.tools if self.mcp else [])
         contents = contents_for_model(self.messages)
         rate_limited = server_errors = 0
         while True:
@@ -457,12 +480,14 @@ class GeminiSession:
 
     def describe(self) -> dict[str, Any]:
         """State for listings: what it is doing, turns, tokens, the context size, the last error, and
-        its sync tool calls that timed out but still hold a thread ("stuck_calls": [{tool, seconds}])."""
+        its sync tool calls that timed out but still hold a thread ("stuck_calls": [{tool, seconds}]), and
+        its MCP servers ("mcp_servers": [{server, transport, tools, running, gone}])."""
         last = next((m.usage for m in reversed(self.messages) if m.role == "model" and m.usage), None)
         return {"name": self.name, "model": self.config.model, "state": self.state, "turns": self._turns,
                 "tokens": self._total_usage.total_tokens, "context_tokens": last.total_tokens if last else 0,
                 "last_error": self._last_error, "backend": self.credentials.describe(),
-                "stuck_calls": self.tool_caller.stuck_calls()}
+                "stuck_calls": self.tool_caller.stuck_calls(),
+                "mcp_servers": self.mcp.describe() if self.mcp else []}
 
     def import_history(self, messages: list[dict[str, Any]]) -> None:
         """Replace the history with saved messages (from %agent save); they are validated first."""
@@ -507,6 +532,9 @@ class GeminiSession:
         if self._inbox_task is not None:
             self._inbox_task.cancel()
         await self.cancel()
+        if self.mcp is not None:  # after the turn: a call in flight was cancelled with it
+            servers, self.mcp = self.mcp, None
+            await servers.aclose()
         self._settle_idle()
         if not self._ended:
             self._ended = True

@@ -64,6 +64,11 @@ def parse_magic_line(magic: Any, line: str) -> argparse.Namespace:
         raise UsageError(f"{exc}: {line.strip()!r}\n{parser.format_usage().strip()}") from None
 
 
+def _unquoted(text: str) -> str:
+    """IPython's magic parser keeps the quotes around an argument with spaces: drop one matching pair."""
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
 @magics_class
 class AgyMagics(Magics):
     """The agy_jupyter magics. Settings: `%config AgyMagics`."""
@@ -155,6 +160,9 @@ class AgyMagics(Magics):
               help="Gemini's server tools: search (Google Search grounding), url (URL context), code (code execution)")
     @argument("--policy", choices=[d.value for d in Decision], default="ask",
               help="what tool calls need: ask (approve each), allow, deny (default: ask)")
+    @argument("--mcp", metavar="NAME=TARGET", action="append",
+              help='an MCP server whose tools the agent gets as NAME/tool: "NAME=python -m module" (stdio) '
+                   'or NAME=http://host:port/mcp (HTTP); repeat for more')
     @argument("--temperature", type=float)
     @argument("--max-output-tokens", type=int)
     @argument("--thinking-budget", type=int)
@@ -171,7 +179,8 @@ class AgyMagics(Magics):
         settings = {key: value for key, value in {
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
             "thinking_budget": args.thinking_budget, "enabled_tools": _builtin_names(args.builtin),
-            "workspace": _workspace_dir(args.workspace), "gemini_tools": args.gemini_tools}.items()
+            "workspace": _workspace_dir(args.workspace), "gemini_tools": args.gemini_tools,
+            "mcp_servers": [_unquoted(spec) for spec in args.mcp] if args.mcp else None}.items()
             if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
