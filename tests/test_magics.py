@@ -269,6 +269,15 @@ def test_usage_report_covers_the_turn_the_agent_the_session_and_the_context(shel
     assert re.search(r"Session\s+1,400\s+45", text) and "Context: 330 of 1,048,576 tokens" in text
 
 
+def test_quoted_arguments_lose_their_quotes(shell):
+    """Shell quoting as typed: the quotes delimit the value, they are not part of it."""
+    agent_magic(shell, 'create q --system "Be kind, always"')
+    agent_magic(shell, "create r --system 'Be terse' --model \"gemini-2.5-pro\"")
+    assert directory(shell).get("q").config.system_instruction == "Be kind, always"
+    assert (directory(shell).get("r").config.system_instruction, directory(shell).get("r").config.model) == (
+        "Be terse", "gemini-2.5-pro")
+
+
 def test_list_escapes_what_the_user_typed(shell):
     """A model name is the user's text, not markup: the table shows it, the page never parses it."""
     agent_magic(shell, "create odd --model 'gemini<img src=x onerror=alert(1)>'")

@@ -6,6 +6,7 @@ set them (`c.AgyMagics.default_model = "gemini-2.5-pro"`).
 from __future__ import annotations
 
 import argparse
+import shlex
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -57,16 +58,13 @@ def parse_magic_line(magic: Any, line: str) -> argparse.Namespace:
     """Parse a line with the magic's `magic_arguments` parser; a bad line is one UsageError plus the usage."""
     parser = magic.parser
     try:
-        return parser.parse_argstring(line)
+        # shell quoting, as users type it: IPython's parse_argstring splits without posix rules and keeps
+        # the quotes ('--system "Be kind"' gave the instruction '"Be kind"')
+        return parser.parse_args(shlex.split(line))
     except UsageError as exc:  # raised by IPython's MagicArgumentParser.error
         raise UsageError(f"{exc}\n{parser.format_usage().strip()}") from None
     except ValueError as exc:  # unbalanced quotes
         raise UsageError(f"{exc}: {line.strip()!r}\n{parser.format_usage().strip()}") from None
-
-
-def _unquoted(text: str) -> str:
-    """IPython's magic parser keeps the quotes around an argument with spaces: drop one matching pair."""
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
 
 
 @magics_class
@@ -180,7 +178,7 @@ class AgyMagics(Magics):
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
             "thinking_budget": args.thinking_budget, "enabled_tools": _builtin_names(args.builtin),
             "workspace": _workspace_dir(args.workspace), "gemini_tools": args.gemini_tools,
-            "mcp_servers": [_unquoted(spec) for spec in args.mcp] if args.mcp else None}.items()
+            "mcp_servers": args.mcp}.items()
             if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
