@@ -20,7 +20,7 @@ from .history import ToolCallRecord
 from .hooks import Hooks
 from .policies import ApprovalRequest, Decision, PolicySet, ask
 from .content import is_dataframe
-from .tools import Tool, result_to_response
+from .tools import Tool, response_parts, result_to_response
 from .turn import Turn
 from .worker_threads import WorkerThreads
 
@@ -66,17 +66,17 @@ class ToolCaller:
         limit = tool.timeout or self.tool_timeout
         started = time.perf_counter()
         try:
-            response = await self._call_tool(tool, kwargs, limit)
+            response, media = await self._call_tool(tool, kwargs, limit)
         except Exception as exc:
             return await self._tool_failed(turn, record, exc)
         finally:
             record.duration = time.perf_counter() - started
-        part = self.answer(turn, record, "ok", response)
+        part = self.answer(turn, record, "ok", response, media)
         await self.hooks.run("post_tool", record, offload=self.threads.call)
         return part
 
-    async def _call_tool(self, tool: Tool, kwargs: dict[str, Any], limit: float) -> dict:
-        """The tool's result as a functionResponse dict; ToolError when it times out."""
+    async def _call_tool(self, tool: Tool, kwargs: dict[str, Any], limit: float) -> tuple[dict, Any]:
+        """The tool's result as a functionResponse dict and its media parts; ToolError when it times out."""
         if not tool.is_async:  # its own thread, which also converts the result
             return await self.threads.run_tool(self, tool.name, functools.partial(
                 _call_and_convert, tool.func, kwargs), limit)
@@ -89,7 +89,7 @@ class ToolCaller:
                 raise ToolError(tool.name, f"timed out after {limit:g} s") from None
             raise
         # a DataFrame's summary is real work: off the loop, like a sync tool's result
-        return await self.threads.call(result_to_response, value) if is_dataframe(value) else result_to_response(value)
+        return await self.threads.call(_convert, value) if is_dataframe(value) else _convert(value)
 
     async def _tool_failed(self, turn: Turn, record: ToolCallRecord, exc: BaseException) -> types.Part:
         message = exc.message if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
@@ -97,12 +97,13 @@ class ToolCaller:
         await self.hooks.run("on_tool_error", record, exc, offload=self.threads.call)
         return part
 
-    def answer(self, turn: Turn, record: ToolCallRecord, status: str, result: dict) -> types.Part:
+    def answer(self, turn: Turn, record: ToolCallRecord, status: str, result: dict,
+               media: list[types.FunctionResponsePart] | None = None) -> types.Part:
         record.status = status
         record.result = result
         turn.stream.emit(ToolFinished(record.id, record.name, status, result))
         return types.Part(function_response=types.FunctionResponse(id=record.id, name=record.name,
-                                                                   response=result))
+                                                                   response=result, parts=media))
 
     async def _decide(self, tool: Tool, record: ToolCallRecord, turn: Turn) -> tuple[Decision, str]:
         request = ApprovalRequest(agent=self.agent, tool=tool.name, args=record.args, call_id=record.id,
@@ -144,9 +145,14 @@ class ToolCaller:
         return self.answer(turn, record, "error", {"error": reason})
 
 
-def _call_and_convert(func: Any, kwargs: dict[str, Any]) -> dict:
-    """On a tool thread: call the sync tool and turn its result into a functionResponse dict."""
-    return result_to_response(func(**kwargs))
+def _convert(value: Any) -> tuple[dict, list[types.FunctionResponsePart] | None]:
+    """A tool's result as the functionResponse dict and its media parts (a ToolResult's images)."""
+    return result_to_response(value), response_parts(value)
+
+
+def _call_and_convert(func: Any, kwargs: dict[str, Any]) -> tuple[dict, Any]:
+    """On a tool thread: call the sync tool and turn its result into a functionResponse dict and parts."""
+    return _convert(func(**kwargs))
 
 
 def _preview(tool: Tool, args: dict[str, Any]) -> dict[str, Any] | None:

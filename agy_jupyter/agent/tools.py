@@ -15,11 +15,11 @@ import pydantic
 import pydantic_core
 from google.genai import types
 
-from agy_jupyter.agent.content import dataframe_summary, is_dataframe
+from agy_jupyter.agent.content import Blob, dataframe_summary, is_dataframe
 from agy_jupyter.agent.worker_threads import is_async_callable
 from agy_jupyter.runtime.errors import ConfigError, ToolError
 
-__all__ = ["Tool", "tool", "as_tool", "result_to_response", "parse_docstring"]
+__all__ = ["Tool", "ToolResult", "tool", "as_tool", "result_to_response", "response_parts", "parse_docstring"]
 
 _META_ATTR = "__agy_tool__"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
@@ -510,8 +510,26 @@ def _jsonable(value: Any) -> Any:
         return _truncate(repr(value))
 
 
+@dataclass
+class ToolResult:
+    """A tool's result plus media the model should see (a chart, a page): FunctionResponse.parts."""
+
+    value: Any
+    media: list[Blob] = field(default_factory=list)
+
+
+def response_parts(value: Any) -> list[types.FunctionResponsePart] | None:
+    """The media of a ToolResult as function-response parts; None for any other result."""
+    if not isinstance(value, ToolResult) or not value.media:
+        return None
+    return [types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(data=b.data, mime_type=b.mime_type))
+            for b in value.media]
+
+
 def result_to_response(value: Any) -> dict:
     """The dict for FunctionResponse.response from whatever a tool returned."""
+    if isinstance(value, ToolResult):
+        return result_to_response(value.value)
     if isinstance(value, pydantic.BaseModel):
         dumped = value.model_dump(mode="json")
         if not _is_plain_json(dumped):  # model_dump keeps inf/nan, which JSON cannot carry

@@ -1,0 +1,353 @@
+"""run_python: the model's code, run in the user namespace on the kernel's main thread.
+
+The tool itself is async and runs on the runtime loop; the code never does. It is handed to the main
+thread of the cell that started the reply (`reply_runner`, set around `agent.stream` by display_chat
+and read back here through the turn's copied context):
+- attached (the cell awaits on the kernel's loop): `MainThread.call`, run at once (~0.4 ms hop);
+- blocking (display_chat_blocking): the cell's wait loop serves a queue of jobs (`BlockingJobs`),
+  since the kernel's loop is blocked under it;
+- background (the cell returned): `MainThread.call` runs it when the kernel is free, in the cell's
+  captured context, so its output lands in that cell.
+A turn started elsewhere (an inbox message) uses the main thread captured at `%load_ext`.
+
+Running in the cell's context, the code's print and display() land in the %%chat cell, after the reply
+so far. Matplotlib figures it leaves open are shown there as PNG, closed (the inline backend would show
+them again), and given back to the model as image parts of the function response, each at most
+FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
+at OUTPUT_CAP characters.
+
+Stopping: the interrupt button raises KeyboardInterrupt in the code (it runs on the main thread); the
+turn is then cancelled and the history keeps a "cancelled" answer for the call. A timeout (RUN_TIMEOUT,
+or the turn being cancelled) raises RunStopped in the main thread with PyThreadState_SetAsyncExc: it
+stops Python code at its next bytecode, but not a single long C call (a sleep, a big sort).
+"""
+from __future__ import annotations
+
+import ast
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import ctypes
+import dataclasses
+import io
+import itertools
+import linecache
+import queue
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Iterator
+
+from IPython import get_ipython
+
+from ..agent.builtin_tools import BuiltinContext, BuiltinTools, register
+from ..agent.content import Blob
+from ..agent.tools import Tool, ToolResult, as_tool
+from ..runtime.interrupt import POLL_INTERVAL
+from .main_thread import MainThread
+from .notebook_tools import OUTPUT_CAP, cap
+
+RUN_TIMEOUT = 300.0  # seconds one run_python may take
+FIGURE_MAX_BYTES = 400_000  # PNG bytes of one figure given to the model
+MAX_FIGURES = 4  # figures of one call given to the model (all are shown in the cell)
+TRACEBACK_FRAMES = 8
+
+# where run_python's code runs for the reply being answered; display_chat sets it around agent.stream
+reply_runner: contextvars.ContextVar[Any] = contextvars.ContextVar("agy_reply_runner", default=None)
+_kernel_main: MainThread | None = None  # captured at %load_ext: for turns no cell started
+_names = itertools.count(1)
+
+
+class RunStopped(BaseException):
+    """Raised in the main thread to stop code whose call timed out or whose turn was cancelled."""
+
+
+@contextlib.contextmanager
+def jobs_run_by(runner: Any) -> Iterator[None]:
+    """Turns started inside run their run_python code through `runner` (a MainThread or BlockingJobs)."""
+    token = reply_runner.set(runner)
+    try:
+        yield
+    finally:
+        reply_runner.reset(token)
+
+
+def capture_kernel_main() -> None:
+    """Remember the kernel's main thread (call from it, e.g. at %load_ext)."""
+    global _kernel_main
+    _kernel_main = MainThread()
+
+
+class BlockingJobs:
+    """The main-thread queue a blocking cell serves while it waits for its reply."""
+
+    def __init__(self) -> None:
+        self.thread = threading.current_thread()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._open = True
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """Run fn(*args) in the waiting cell; the future holds the outcome (an error once it stopped serving)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._open:
+                self._jobs.put((future, fn, args))
+                return future
+        future.set_exception(RuntimeError("the cell that started this reply is no longer waiting"))
+        return future
+
+    def serve_until(self, done: Callable[[], bool]) -> None:
+        """Run queued jobs until done(); the caller handles KeyboardInterrupt (it cancels the turn)."""
+        try:
+            while not done():
+                try:
+                    future, fn, args = self._jobs.get(timeout=POLL_INTERVAL)
+                except queue.Empty:
+                    continue
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args))
+                    except BaseException as exc:  # handed to the tool that waits on it
+                        future.set_exception(exc)
+        finally:
+            with self._lock:
+                self._open = False
+            while not self._jobs.empty():
+                future, _, _ = self._jobs.get_nowait()
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(RuntimeError("the reply ended before the code could run"))
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one run produced, read back by the tool on the runtime loop."""
+
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = None
+    error: str | None = None
+    interrupted: bool = False
+    figures: list[bytes] = dataclasses.field(default_factory=list)
+    figures_dropped: int = 0
+
+    def response(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        if self.stdout:
+            answer["stdout"] = cap(self.stdout, OUTPUT_CAP // 2)
+        if self.stderr:
+            answer["stderr"] = cap(self.stderr, OUTPUT_CAP // 4)
+        if self.result is not None:
+            answer["result"] = cap(self.result, OUTPUT_CAP // 4)
+        if self.error is not None:
+            answer["error"] = cap(self.error, OUTPUT_CAP // 4)
+        if self.figures or self.figures_dropped:
+            answer["figures"] = (f"{len(self.figures)} figure(s) attached as images"
+                                 + (f"; {self.figures_dropped} more not attached (over the size or count cap)"
+                                    if self.figures_dropped else ""))
+        return answer or {"result": None}
+
+
+class _Tee(io.TextIOBase):
+    """Writes through to the cell's stream and keeps a copy (at most a little over OUTPUT_CAP)."""
+
+    def __init__(self, target: Any):
+        self.target = target
+        self.kept: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        if self.size <= OUTPUT_CAP:
+            self.kept.append(text)
+            self.size += len(text)
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def text(self) -> str:
+        return "".join(self.kept)
+
+
+class PythonJob:
+    """One run_python call: runs on the main thread; `stop` may be called from any thread."""
+
+    def __init__(self, code: str, shell: Any):
+        self.code = code
+        self.shell = shell
+        self.filename = f"<run_python-{next(_names)}>"
+        self._lock = threading.Lock()
+        self._thread_id: int | None = None
+
+    def stop(self) -> None:
+        """Raise RunStopped in the running code (a no-op if it has not started or has ended)."""
+        with self._lock:
+            if self._thread_id is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id),
+                                                           ctypes.py_object(RunStopped))
+
+    def run(self) -> Outcome:
+        outcome = Outcome()
+        out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+        saved = sys.stdout, sys.stderr
+        try:  # RunStopped can arrive anywhere up to the end of the `with self._lock` below
+            try:
+                with self._lock:
+                    self._thread_id = threading.get_ident()
+                sys.stdout, sys.stderr = out, err
+                with _interruptible():
+                    self._execute(outcome)
+            finally:
+                with self._lock:
+                    self._thread_id = None
+        except RunStopped:
+            outcome.error = "stopped: the call timed out or the turn was cancelled"
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            outcome.error = "KeyboardInterrupt: the user interrupted the kernel"
+        finally:
+            sys.stdout, sys.stderr = saved
+        outcome.stdout, outcome.stderr = out.text(), err.text()
+        try:
+            self._collect_figures(outcome)
+        except Exception as exc:  # a figure that cannot render must not lose the rest
+            outcome.stderr += f"\n[figures could not be rendered: {type(exc).__name__}: {exc}]"
+        return outcome
+
+    def _execute(self, outcome: Outcome) -> None:
+        ns = self.shell.user_ns
+        linecache.cache[self.filename] = (len(self.code), None, self.code.splitlines(True), self.filename)
+        try:
+            tree = ast.parse(self.code, self.filename, "exec")
+        except SyntaxError:
+            outcome.error = "".join(traceback.format_exception_only(*sys.exc_info()[:2])).strip()
+            return
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        try:
+            exec(compile(tree, self.filename, "exec"), ns)
+            if last is not None:
+                value = eval(compile(ast.Expression(last.value), self.filename, "eval"), ns)
+                if value is not None:
+                    outcome.result = _repr(value)
+                    self.shell.display_pub.publish(_bundle(self.shell, value))  # shown in the cell, like Out[]
+        except (RunStopped, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # the model's code failed: a short traceback goes back to it
+            outcome.error = _short_traceback(exc)
+            print(outcome.error, file=sys.stderr)
+
+    def _collect_figures(self, outcome: Outcome) -> None:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:  # the code did not plot (we never import matplotlib ourselves)
+            return
+        from IPython.display import Image, display
+        for number in plt.get_fignums():
+            figure = plt.figure(number)
+            png = _png(figure)
+            plt.close(figure)
+            display(Image(data=png, format="png"))
+            small = png if len(png) <= FIGURE_MAX_BYTES else _png(figure, FIGURE_MAX_BYTES / len(png))
+            if len(small) <= FIGURE_MAX_BYTES and len(outcome.figures) < MAX_FIGURES:
+                outcome.figures.append(small)
+            else:
+                outcome.figures_dropped += 1
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in the code while it runs.
+
+    Measured (ipykernel 7.4): during an async cell, SIGINT only wakes the kernel's loop, which cannot
+    run while this code holds it, so the interrupt button did nothing until the code ended. The loop's
+    own handler is then given the signal too, so the cell stops as the button stops any cell.
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (a plain script's worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, previous)
+        signal.raise_signal(signal.SIGINT)  # the kernel's own handling too: the cell stops, as for any cell
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _png(figure: Any, scale: float = 1.0) -> bytes:
+    buffer = io.BytesIO()
+    dpi = figure.dpi * (scale ** 0.5 if scale < 1 else 1.0) * (0.9 if scale < 1 else 1.0)
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: repr failed: {type(exc).__name__}: {exc}>"
+
+
+def _bundle(shell: Any, value: Any) -> dict:
+    try:
+        data, _ = shell.display_formatter.format(value)
+        return data
+    except Exception:
+        return {"text/plain": _repr(value)}
+
+
+def _short_traceback(exc: BaseException) -> str:
+    """The model's frames only (ours are skipped), at most TRACEBACK_FRAMES of them."""
+    tb = exc.__traceback__
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<run_python-"):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb, limit=-TRACEBACK_FRAMES)
+    return "".join(lines).strip()
+
+
+def _runner() -> Any:
+    runner = reply_runner.get() or _kernel_main
+    if runner is None:
+        raise RuntimeError("run_python needs a notebook kernel: run `%load_ext agy_jupyter` there first")
+    return runner
+
+
+async def run_python(code: str) -> ToolResult:
+    """Run Python code in the user's notebook kernel, in the user's namespace (variables persist).
+
+    Returns stdout, stderr, the repr of the last expression and any error as a short traceback.
+    Matplotlib figures left open are shown to the user and attached to the answer as images.
+
+    Args:
+        code: Python source to run, as in a notebook cell.
+    """
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("run_python needs an IPython kernel")
+    job = PythonJob(code, shell)
+    future = _runner().call(job.run)
+    try:
+        outcome: Outcome = await asyncio.wrap_future(future)  # cancelling it unqueues a job not yet started
+    except asyncio.CancelledError:
+        job.stop()  # a timeout or a cancelled turn: stop the code if it is running
+        raise
+    media = [Blob(data=png, mime_type="image/png") for png in outcome.figures]
+    if outcome.interrupted:  # the interrupt button: the turn ends here, with this call answered "cancelled"
+        asyncio.current_task().cancel()
+        await asyncio.sleep(0)
+    return ToolResult(outcome.response(), media)
+
+
+def _preview(args: dict) -> dict:
+    return {"kind": "code", "text": str(args.get("code", "")), "language": "python"}
+
+
+def _factory(_context: BuiltinContext) -> Tool:
+    return dataclasses.replace(as_tool(run_python), effect="execute", preview=_preview, timeout=RUN_TIMEOUT)
+
+
+register(BuiltinTools.RUN_PYTHON, _factory)

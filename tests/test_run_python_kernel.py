@@ -1,0 +1,171 @@
+"""run_python and the notebook tools in a real kernel, scripted through the fake Gemini server."""
+from __future__ import annotations
+
+import base64
+import itertools
+import time
+
+import pytest
+
+from agy_jupyter.testing import FakeGemini, Reply
+from agy_jupyter.testing.kernel import FrontEnd, Kernel
+
+_names = itertools.count(1)
+
+PLOT = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3], [4, 1, 9])\nprint('plotted')"
+
+
+def new_name() -> str:
+    return f"rp{next(_names)}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def kernel(server):
+    k = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "60", "MPLBACKEND": "Agg"})
+    k.frontend = FrontEnd(k)
+    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 3.0")
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture
+def fresh(server):
+    server.reset()
+    return server
+
+
+def agent(kernel) -> str:
+    name = new_name()
+    execution = kernel.run(f"%agent create {name} --builtin notebook --policy allow")
+    assert not execution.errors(), execution.errors()
+    return name
+
+
+def function_response_part(request, call_id: str) -> dict:
+    for content in request.contents:
+        for part in content.get("parts", []):
+            response = part.get("functionResponse")
+            if response is not None and response.get("id") == call_id:
+                return response
+    raise KeyError(call_id)
+
+
+def test_run_python_defines_a_variable_the_next_cell_uses(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": "made_by_agent = 6 * 7\nmade_by_agent"}, id="c1"),
+                  Reply.text("Done."))
+    execution = kernel.run(f"%%chat {name}\nmake a variable")
+    assert not execution.errors()
+    assert fresh.requests[1].function_response("c1") == {"result": "42"}
+    assert kernel.run("print(made_by_agent + 1)").text().strip() == "43"
+
+
+def test_print_lands_in_the_chat_cell_and_reaches_the_model(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": "print('hello from the agent')"}, id="c1"),
+                  Reply.text("Printed."))
+    execution = kernel.run(f"%%chat {name}\nprint something")
+    assert "hello from the agent" in execution.text()  # a stream output of the %%chat cell itself
+    assert fresh.requests[1].function_response("c1")["stdout"] == "hello from the agent\n"
+
+
+def test_runs_on_the_kernel_main_thread(kernel, fresh):
+    name = agent(kernel)
+    code = "import threading\nthreading.current_thread() is threading.main_thread()"
+    fresh.enqueue(Reply.function_call("run_python", {"code": code}, id="c1"), Reply.text("ok"))
+    kernel.run(f"%%chat {name}\nwhich thread")
+    assert fresh.requests[1].function_response("c1") == {"result": "True"}
+
+
+def test_an_exception_comes_back_as_a_short_traceback(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": "x = 1\n1 / 0"}, id="c1"), Reply.text("oops"))
+    execution = kernel.run(f"%%chat {name}\ndivide")
+    error = fresh.requests[1].function_response("c1")["error"]
+    assert error.startswith("Traceback") and "ZeroDivisionError" in error and "1 / 0" in error
+    assert "run_python.py" not in error  # our own frames are not the model's business
+    assert not execution.errors()  # the cell itself succeeded
+
+
+def test_a_figure_appears_in_the_cell_and_reaches_the_model_as_an_image(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": PLOT}, id="c1"), Reply.text("A line."))
+    execution = kernel.run(f"%%chat {name}\nplot it")
+    images = [m for m in execution.messages if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
+    assert len(images) == 1
+    response = function_response_part(fresh.requests[1], "c1")
+    assert response["response"]["stdout"] == "plotted\n" and "1 figure" in response["response"]["figures"]
+    blob = response["parts"][0]["inlineData"]
+    png = base64.urlsafe_b64decode(blob["data"])
+    assert blob["mimeType"] == "image/png" and png.startswith(b"\x89PNG") and len(png) <= 400_000
+    assert kernel.run("import matplotlib.pyplot as plt; print(plt.get_fignums())").text().strip() == "[]"
+
+
+def test_blocking_mode_serves_run_python_while_it_waits(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": "blocking_var = 'set'\nprint('in blocking')"},
+                                      id="c1"), Reply.text("ok"))
+    execution = kernel.run(f"import agy_jupyter as agy\nr = agy.display_chat_blocking({name!r}, 'go')")
+    assert not execution.errors(), execution.errors()
+    assert "in blocking" in execution.text()
+    assert fresh.requests[1].function_response("c1")["stdout"] == "in blocking\n"
+    assert kernel.run("print(blocking_var)").text().strip() == "set"
+
+
+def test_background_mode_runs_when_the_kernel_is_free_and_prints_into_its_cell(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": "bg_var = 5\nprint('from the background')"},
+                                      id="c1"), Reply.text("ok"))
+    execution = kernel.run(f"%%chat {name} --background\ngo")
+    assert fresh.wait_for_requests(2, timeout=20)
+    assert fresh.requests[1].function_response("c1")["stdout"] == "from the background\n"
+    time.sleep(0.3)
+    assert "from the background" in execution.text()  # pinned to the cell that started it
+    assert kernel.run("print(bg_var)").text().strip() == "5"
+
+
+def test_interrupt_stops_a_long_run_and_the_history_stays_valid(kernel, fresh):
+    name = agent(kernel)
+    code = "import time\nfor _ in range(600):\n    time.sleep(0.05)\nfinished_long_run = True"
+    fresh.enqueue(Reply.function_call("run_python", {"code": code}, id="c1"), Reply.text("unused"),
+                  Reply.text("Next turn works."))
+    execution = kernel.execute(f"%%chat {name}\nrun long", wait=False)
+    assert fresh.wait_for_requests(1, timeout=20)
+    time.sleep(1.0)  # the code is running on the main thread
+    started = time.monotonic()
+    kernel.interrupt()
+    kernel.wait(execution, timeout=20)
+    assert time.monotonic() - started < 10  # not the 30 s the loop would take
+    assert [e["ename"] for e in execution.errors()] == ["ReplyInterrupted"]  # the cell stops, as Run All needs
+    assert "finished_long_run" not in kernel.run("print(dir())").text()
+    after = kernel.run(f"%%chat {name}\nand now?")
+    assert not after.errors()  # the model accepted the repaired history
+    last = fresh.requests[-1]
+    assert last.last_user_text.strip() == "and now?"
+    # the interrupted call is answered (cancelled) in the history the model sees
+    assert "error" in last.function_response("c1") or "cancelled" in str(last.function_response("c1"))
+
+
+def test_notebook_tools_see_the_user_namespace(kernel, fresh):
+    name = agent(kernel)
+    kernel.run("import numpy as np, pandas as pd\n"
+               "big = pd.DataFrame(np.random.default_rng(0).standard_normal((1_000_000, 20)),"
+               " columns=[f'c{i}' for i in range(20)])\nsmall_list = [1, 2, 3]\n_private = 1")
+    fresh.enqueue(Reply.function_call("list_variables", {}, id="c1"),
+                  Reply.function_call("inspect_variable", {"name": "big", "rows": 3}, id="c2"),
+                  Reply.function_call("notebook_history", {"n": 3}, id="c3"), Reply.text("seen"))
+    execution = kernel.run(f"%%chat {name}\nlook")
+    assert not execution.errors()
+    listing = fresh.requests[1].function_response("c1")["result"]
+    assert "big: pandas.DataFrame (shape 1000000x20)" in listing and "small_list: list (len 3)" in listing
+    assert "_private" not in listing and "np:" not in listing and "In:" not in listing
+    inspected = fresh.requests[2].function_response("c2")["result"]
+    assert "1000000 rows x 20 columns" in inspected and "describe" in inspected and len(inspected) <= 8000
+    history = fresh.requests[3].function_response("c3")["result"]
+    assert "small_list = [1, 2, 3]" in history
