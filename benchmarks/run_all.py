@@ -16,7 +16,8 @@ from pathlib import Path
 
 import _common
 
-BENCHMARKS = ["bench_stream_throughput", "bench_command_roundtrip", "bench_cancel", "bench_notebook"]
+BENCHMARKS = ["bench_stream_throughput", "bench_command_roundtrip", "bench_cancel", "bench_notebook",
+              "bench_notebook_tools"]
 
 
 def run_one(name: str, extra: list[str], scratch: Path) -> dict:

@@ -143,8 +143,10 @@ def _inspect_numpy(value: Any) -> str:
     if value.size and (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
         data = value.astype(float, copy=False) if value.dtype == bool else value
         with np.errstate(all="ignore"):
-            lines.append(f"min {np.nanmin(data)!r}, max {np.nanmax(data)!r}, mean {np.nanmean(data)!r}, "
-                         f"std {np.nanstd(data)!r}, nan {int(np.isnan(data).sum()) if data.dtype.kind in 'fc' else 0}")
+            stats = {name: f"{complex(f(data)) if data.dtype.kind == 'c' else float(f(data)):.6g}"
+                     for name, f in (("min", np.nanmin), ("max", np.nanmax), ("mean", np.nanmean), ("std", np.nanstd))}
+            nans = int(np.isnan(data).sum()) if data.dtype.kind in "fc" else 0
+            lines.append(", ".join(f"{name} {value}" for name, value in stats.items()) + f", nan {nans}")
     with np.printoptions(threshold=200, edgeitems=3, linewidth=120):
         lines.append(repr(value))
     return "\n".join(lines)

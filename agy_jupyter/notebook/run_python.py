@@ -180,6 +180,7 @@ class PythonJob:
         self.filename = f"<run_python-{next(_names)}>"
         self._lock = threading.Lock()
         self._thread_id: int | None = None
+        self._value: Any = None  # the last expression's value, to display
 
     def stop(self) -> None:
         """Raise RunStopped in the running code (a no-op if it has not started or has ended)."""
@@ -210,6 +211,9 @@ class PythonJob:
         finally:
             sys.stdout, sys.stderr = saved
         outcome.stdout, outcome.stderr = out.text(), err.text()
+        if self._value is not None:  # shown in the cell like Out[] (after the capture: a terminal prints it)
+            self.shell.display_pub.publish(_bundle(self.shell, self._value))
+            self._value = None
         try:
             self._collect_figures(outcome)
         except Exception as exc:  # a figure that cannot render must not lose the rest
@@ -231,7 +235,7 @@ class PythonJob:
                 value = eval(compile(ast.Expression(last.value), self.filename, "eval"), ns)
                 if value is not None:
                     outcome.result = _repr(value)
-                    self.shell.display_pub.publish(_bundle(self.shell, value))  # shown in the cell, like Out[]
+                    self._value = value
         except (RunStopped, KeyboardInterrupt):
             raise
         except BaseException as exc:  # the model's code failed: a short traceback goes back to it
