@@ -129,6 +129,17 @@ def test_stop_from_another_thread_ends_a_python_loop(shell):
     assert "stopped" in outcome.error and time.monotonic() - started < 5
 
 
+def test_stop_off_the_main_thread_ends_a_python_loop(shell):
+    job = rp.PythonJob("while True:\n    pass", shell)
+    outcomes = []
+    worker = threading.Thread(target=lambda: outcomes.append(job.run()))
+    worker.start()
+    time.sleep(0.3)
+    job.stop()  # no signals for a worker thread: an asynchronous exception instead
+    worker.join(5)
+    assert not worker.is_alive() and "stopped" in outcomes[0].error
+
+
 def test_blocking_jobs_run_on_the_waiting_thread_and_refuse_after():
     jobs = rp.BlockingJobs()
     seen = []

@@ -169,3 +169,19 @@ def test_notebook_tools_see_the_user_namespace(kernel, fresh):
     assert "1000000 rows x 20 columns" in inspected and "describe" in inspected and len(inspected) <= 8000
     history = fresh.requests[3].function_response("c3")["result"]
     assert "small_list = [1, 2, 3]" in history
+
+
+def test_a_timeout_stops_the_code_even_in_a_sleep_and_tells_the_model(kernel, fresh):
+    kernel.run("import agy_jupyter.notebook.run_python as _rp\n_rp.RUN_TIMEOUT = 1.0")
+    try:
+        name = agent(kernel)  # its run_python is built with the 1 s timeout
+    finally:
+        kernel.run("_rp.RUN_TIMEOUT = 300.0")
+    fresh.enqueue(Reply.function_call("run_python", {"code": "import time\ntime.sleep(60)\nnever_set = 1"}, id="c1"),
+                  Reply.text("Too slow."))
+    started = time.monotonic()
+    execution = kernel.run(f"%%chat {name}\nsleep", timeout=30)
+    assert time.monotonic() - started < 15
+    assert not execution.errors()  # the cell ends normally: only the call failed
+    assert "timed out after 1 s" in fresh.requests[1].function_response("c1")["error"]
+    assert kernel.run("print('never_set' in dir())").text().strip() == "False"

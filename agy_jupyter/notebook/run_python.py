@@ -16,10 +16,10 @@ them again), and given back to the model as image parts of the function response
 FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
 at OUTPUT_CAP characters.
 
-Stopping: the interrupt button raises KeyboardInterrupt in the code (it runs on the main thread); the
-turn is then cancelled and the history keeps a "cancelled" answer for the call. A timeout (RUN_TIMEOUT,
-or the turn being cancelled) raises RunStopped in the main thread with PyThreadState_SetAsyncExc: it
-stops Python code at its next bytecode, but not a single long C call (a sleep, a big sort).
+Stopping: while the code runs, SIGINT is ours. The interrupt button raises KeyboardInterrupt in the
+code; the turn is then cancelled (the history keeps a "cancelled" answer for the call) and the kernel's
+own handler gets the signal too, so the cell stops. A timeout (RUN_TIMEOUT) or a cancelled turn sends
+SIGINT to the main thread and the code gets RunStopped instead, even inside a sleep; the model is told.
 """
 from __future__ import annotations
 
@@ -181,25 +181,40 @@ class PythonJob:
         self._lock = threading.Lock()
         self._thread_id: int | None = None
         self._value: Any = None  # the last expression's value, to display
+        self._stop_requested = False
+        self._signals = False  # True while running on the main thread with our SIGINT handler
 
     def stop(self) -> None:
-        """Raise RunStopped in the running code (a no-op if it has not started or has ended)."""
+        """Stop the running code with RunStopped (a no-op if it has not started or has ended).
+
+        On the main thread a SIGINT to it interrupts even a sleep or a blocking read; elsewhere
+        PyThreadState_SetAsyncExc stops Python code at its next bytecode (not one long C call).
+        """
         with self._lock:
-            if self._thread_id is not None:
+            if self._thread_id is None or self._stop_requested:
+                return
+            self._stop_requested = True
+            if self._signals:
+                signal.pthread_kill(self._thread_id, signal.SIGINT)
+            else:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id),
                                                            ctypes.py_object(RunStopped))
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        raise RunStopped() if self._stop_requested else KeyboardInterrupt()
 
     def run(self) -> Outcome:
         outcome = Outcome()
         out, err = _Tee(sys.stdout), _Tee(sys.stderr)
         saved = sys.stdout, sys.stderr
+        previous = _take_sigint(self._on_sigint)
+        self._signals = previous is not None
         try:  # RunStopped can arrive anywhere up to the end of the `with self._lock` below
             try:
                 with self._lock:
                     self._thread_id = threading.get_ident()
                 sys.stdout, sys.stderr = out, err
-                with _interruptible():
-                    self._execute(outcome)
+                self._execute(outcome)
             finally:
                 with self._lock:
                     self._thread_id = None
@@ -210,6 +225,10 @@ class PythonJob:
             outcome.error = "KeyboardInterrupt: the user interrupted the kernel"
         finally:
             sys.stdout, sys.stderr = saved
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if outcome.interrupted and previous is not None:
+            signal.raise_signal(signal.SIGINT)  # the kernel's own handling too: the cell stops, as for any cell
         outcome.stdout, outcome.stderr = out.text(), err.text()
         if self._value is not None:  # shown in the cell like Out[] (after the capture: a terminal prints it)
             self.shell.display_pub.publish(_bundle(self.shell, self._value))
@@ -259,27 +278,18 @@ class PythonJob:
                 outcome.figures_dropped += 1
 
 
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """SIGINT raises KeyboardInterrupt in the code while it runs.
+def _take_sigint(handler: Callable[[int, Any], None]) -> Any:
+    """Install `handler` for SIGINT while the code runs; the previous handler, or None off the main thread.
 
     Measured (ipykernel 7.4): during an async cell, SIGINT only wakes the kernel's loop, which cannot
-    run while this code holds it, so the interrupt button did nothing until the code ended. The loop's
-    own handler is then given the signal too, so the cell stops as the button stops any cell.
+    run while this code holds it, so the interrupt button did nothing until the code ended. With our
+    handler the code gets KeyboardInterrupt at once; the kernel's own handler is then given the signal
+    too, so the cell stops as the button stops any cell.
     """
     try:
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        return signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread (a plain script's worker): leave signals alone
-        yield
-        return
-    try:
-        yield
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, previous)
-        signal.raise_signal(signal.SIGINT)  # the kernel's own handling too: the cell stops, as for any cell
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        return None
 
 
 def _png(figure: Any, scale: float = 1.0) -> bytes:
