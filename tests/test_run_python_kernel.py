@@ -185,3 +185,16 @@ def test_a_timeout_stops_the_code_even_in_a_sleep_and_tells_the_model(kernel, fr
     assert not execution.errors()  # the cell ends normally: only the call failed
     assert "timed out after 1 s" in fresh.requests[1].function_response("c1")["error"]
     assert kernel.run("print('never_set' in dir())").text().strip() == "False"
+
+
+def test_with_the_ask_policy_the_code_runs_only_after_approve(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --builtin run_python --policy ask")
+    fresh.enqueue(Reply.function_call("run_python", {"code": "approved_var = 'yes'"}, id="c1"), Reply.text("ok"))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"%%chat {name}\nset it", wait=False)
+    comm = kernel.frontend.wait_for("ApprovalView", count=before + 1)
+    kernel.send_comm(comm, {"type": "decision", "approved": True, "reason": "", "always": False})
+    kernel.wait(execution)
+    assert fresh.requests[1].function_response("c1") == {"result": None}
+    assert kernel.run("print(approved_var)").text().strip() == "yes"

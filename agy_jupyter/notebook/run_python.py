@@ -150,8 +150,9 @@ class Outcome:
         return answer or {"result": None}
 
 
-class _Tee(io.TextIOBase):
-    """Writes through to the cell's stream and keeps a copy (at most a little over OUTPUT_CAP)."""
+class _Tee:
+    """Writes through to the cell's stream and keeps a copy (at most a little over OUTPUT_CAP); anything
+    else (encoding, isatty, fileno) is the cell stream's."""
 
     def __init__(self, target: Any):
         self.target = target
@@ -169,6 +170,9 @@ class _Tee(io.TextIOBase):
 
     def text(self) -> str:
         return "".join(self.kept)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
 
 
 class PythonJob:
