@@ -198,3 +198,20 @@ def test_with_the_ask_policy_the_code_runs_only_after_approve(kernel, fresh):
     kernel.wait(execution)
     assert fresh.requests[1].function_response("c1") == {"result": None}
     assert kernel.run("print(approved_var)").text().strip() == "yes"
+
+
+def test_plt_show_with_the_inline_backend_still_gives_the_model_the_figure(kernel, fresh):
+    name = agent(kernel)
+    kernel.run("%matplotlib inline")
+    try:
+        fresh.enqueue(Reply.function_call("run_python", {"code": PLOT + "\nplt.show()\nprint('after')"}, id="c1"),
+                      Reply.text("seen"))
+        execution = kernel.run(f"%%chat {name}\nplot and show")
+    finally:
+        kernel.run("import matplotlib; matplotlib.use('Agg')")
+    outputs = [m for m in execution.messages if m["msg_type"] in ("display_data", "stream")]
+    kinds = ["png" if "image/png" in m["content"].get("data", {}) else m["content"].get("text", "").strip()
+             for m in outputs if m["msg_type"] == "stream" or "image/png" in m["content"]["data"]]
+    assert kinds == ["plotted", "png", "after"]  # in the order the code made them, shown once
+    response = function_response_part(fresh.requests[1], "c1")
+    assert response["parts"][0]["inlineData"]["mimeType"] == "image/png"

@@ -10,10 +10,11 @@ and read back here through the turn's copied context):
   captured context, so its output lands in that cell.
 A turn started elsewhere (an inbox message) uses the main thread captured at `%load_ext`.
 
-Running in the cell's context, the code's print and display() land in the %%chat cell, after the reply
-so far. Matplotlib figures it leaves open are shown there as PNG, closed (the inline backend would show
-them again), and given back to the model as image parts of the function response, each at most
-FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
+Running in the cell's context, the code's print and display() land in the %%chat cell, in order, after
+the reply's own output. Matplotlib figures are shown there as PNG at `plt.show()` (ours while the code
+runs: the inline backend's would display and close them before the model saw them) or at the end if
+left open, closed (the inline backend would show them again), and given back to the model as image
+parts of the function response, each at most FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
 at OUTPUT_CAP characters.
 
 Stopping: while the code runs, SIGINT is ours. The interrupt button raises KeyboardInterrupt in the
@@ -30,10 +31,12 @@ import contextlib
 import contextvars
 import ctypes
 import dataclasses
+import importlib.util
 import io
 import itertools
 import linecache
 import queue
+import re
 import signal
 import sys
 import threading
@@ -252,6 +255,10 @@ class PythonJob:
             outcome.error = "".join(traceback.format_exception_only(*sys.exc_info()[:2])).strip()
             return
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        plt = _pyplot_for(self.code)
+        show = plt.show if plt is not None else None
+        if plt is not None:  # the inline backend's show() displays and closes: the model would see nothing
+            plt.show = lambda *args, **kwargs: self._collect_figures(outcome)
         try:
             exec(compile(tree, self.filename, "exec"), ns)
             if last is not None:
@@ -264,10 +271,13 @@ class PythonJob:
         except BaseException as exc:  # the model's code failed: a short traceback goes back to it
             outcome.error = _short_traceback(exc)
             print(outcome.error, file=sys.stderr)
+        finally:
+            if plt is not None and plt.show is not show:
+                plt.show = show
 
     def _collect_figures(self, outcome: Outcome) -> None:
         plt = sys.modules.get("matplotlib.pyplot")
-        if plt is None:  # the code did not plot (we never import matplotlib ourselves)
+        if plt is None:  # the code did not plot
             return
         from IPython.display import Image, display
         for number in plt.get_fignums():
@@ -294,6 +304,18 @@ def _take_sigint(handler: Callable[[int, Any], None]) -> Any:
         return signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread (a plain script's worker): leave signals alone
         return None
+
+
+_PLOTS = re.compile(r"matplotlib|pyplot|\bplt\b|seaborn|\.plot\b|\.hist\(|\.boxplot\(")
+
+
+def _pyplot_for(code: str) -> Any:
+    """matplotlib.pyplot when the code may plot (imported first, so its show() can be ours), else None."""
+    if "matplotlib.pyplot" not in sys.modules:
+        if not _PLOTS.search(code) or importlib.util.find_spec("matplotlib") is None:
+            return None  # code that does not plot does not pay for importing matplotlib
+    import matplotlib.pyplot
+    return matplotlib.pyplot
 
 
 def _png(figure: Any, scale: float = 1.0) -> bytes:
