@@ -215,3 +215,37 @@ def test_plt_show_with_the_inline_backend_still_gives_the_model_the_figure(kerne
     assert kinds == ["plotted", "png", "after"]  # in the order the code made them, shown once
     response = function_response_part(fresh.requests[1], "c1")
     assert response["parts"][0]["inlineData"]["mimeType"] == "image/png"
+
+
+def test_scripted_session_lists_inspects_plots_approved_once_denied_once(kernel, fresh):
+    """The issue's scenario in a real kernel: list, inspect, run code that plots (Approve), run more (Deny), answer."""
+    name = new_name()
+    kernel.run("import pandas as pd\nsales = pd.DataFrame({'month': range(1, 13), 'units': [5, 7, 9, 4, 6, 8, 12,"
+               " 15, 11, 9, 7, 14]})")
+    # read-only tools allowed, run_python asks (the default the policies work makes; spelled out here)
+    created = kernel.run(f"import agy_jupyter as agy\n{name} = agy.Agent({name!r}, enabled_tools=['notebook'], "
+                         "policies=[agy.allow('list_variables'), agy.allow('inspect_variable')])")
+    assert not created.errors(), created.errors()
+    plot = "import matplotlib.pyplot as plt\nplt.plot(sales.month, sales.units)\nsales.units.sum()"
+    fresh.enqueue(Reply.function_call("list_variables", {}, id="c1"),
+                  Reply.function_call("inspect_variable", {"name": "sales"}, id="c2"),
+                  Reply.function_call("run_python", {"code": plot}, id="c3"),
+                  Reply.function_call("run_python", {"code": "del sales"}, id="c4"),
+                  Reply.text("Sales peak in August."))
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"await agy.display_chat({name}, 'What do my sales look like?')", wait=False)
+    kernel.send_comm(kernel.frontend.wait_for("ApprovalView", count=before + 1, timeout=20),
+                     {"type": "decision", "approved": True, "reason": "", "always": False})
+    kernel.send_comm(kernel.frontend.wait_for("ApprovalView", count=before + 2, timeout=20),
+                     {"type": "decision", "approved": False, "reason": "keep my data", "always": False})
+    kernel.wait(execution)
+    assert not execution.errors()
+    assert len(kernel.frontend.opened["ApprovalView"]) == before + 2  # the read-only tools did not ask
+    assert "sales: pandas.DataFrame (shape 12x2)" in fresh.requests[1].function_response("c1")["result"]
+    assert "12 rows x 2 columns" in fresh.requests[2].function_response("c2")["result"]
+    plotted = function_response_part(fresh.requests[3], "c3")
+    assert plotted["response"]["result"] == "np.int64(107)" and plotted["parts"][0]["inlineData"]["mimeType"] == "image/png"
+    assert "keep my data" in fresh.requests[4].function_response("c4")["error"]
+    assert kernel.run("print(len(sales))").text().strip() == "12"  # the denied code never ran
+    assert any("image/png" in m["content"].get("data", {}) for m in execution.messages
+               if m["msg_type"] == "display_data")
