@@ -249,3 +249,19 @@ def test_scripted_session_lists_inspects_plots_approved_once_denied_once(kernel,
     assert kernel.run("print(len(sales))").text().strip() == "12"  # the denied code never ran
     assert any("image/png" in m["content"].get("data", {}) for m in execution.messages
                if m["msg_type"] == "display_data")
+
+
+def test_agent_chat_in_a_plain_cell_gets_a_clear_error_not_a_hang(kernel, fresh):
+    name = new_name()
+    kernel.run("import agy_jupyter.notebook.run_python as _rp\n_rp.UNBOUND_START_TIMEOUT = 1.0\n"
+               f"import agy_jupyter as agy\n{name} = agy.Agent({name!r}, enabled_tools=['run_python'], "
+               "policies=[agy.allow('run_python')])")
+    fresh.enqueue(Reply.function_call("run_python", {"code": "never_runs = 1"}, id="c1"), Reply.text("I could not."))
+    started = time.monotonic()
+    try:
+        execution = kernel.run(f"r = {name}.chat('go')", timeout=30)  # blocks the kernel's loop
+    finally:
+        kernel.run("_rp.UNBOUND_START_TIMEOUT = 10.0")
+    assert time.monotonic() - started < 15 and not execution.errors()
+    assert "%%chat" in fresh.requests[1].function_response("c1")["error"]
+    assert kernel.run("print('never_runs' in dir())").text().strip() == "False"

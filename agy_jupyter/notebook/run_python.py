@@ -56,6 +56,8 @@ RUN_TIMEOUT = 300.0  # seconds one run_python may take
 FIGURE_MAX_BYTES = 400_000  # PNG bytes of one figure given to the model
 MAX_FIGURES = 4  # figures of one call given to the model (all are shown in the cell)
 TRACEBACK_FRAMES = 8
+UNBOUND_START_TIMEOUT = 10.0  # a turn no cell started (agent.chat in a cell, an inbox message) waits this
+# long for the kernel to be free: agent.chat() in a sync cell blocks the very loop the code would run on
 
 # where run_python's code runs for the reply being answered; display_chat sets it around agent.stream
 reply_runner: contextvars.ContextVar[Any] = contextvars.ContextVar("agy_reply_runner", default=None)
@@ -349,11 +351,14 @@ def _short_traceback(exc: BaseException) -> str:
     return "".join(lines).strip()
 
 
-def _runner() -> Any:
-    runner = reply_runner.get() or _kernel_main
-    if runner is None:
+def _runner() -> tuple[Any, bool]:
+    """Where the code runs, and whether a cell bound it (False: the kernel's main loop, whenever free)."""
+    runner = reply_runner.get()
+    if runner is not None:
+        return runner, True
+    if _kernel_main is None:
         raise RuntimeError("run_python needs a notebook kernel: run `%load_ext agy_jupyter` there first")
-    return runner
+    return _kernel_main, False
 
 
 async def run_python(code: str) -> ToolResult:
@@ -369,9 +374,18 @@ async def run_python(code: str) -> ToolResult:
     if shell is None:
         raise RuntimeError("run_python needs an IPython kernel")
     job = PythonJob(code, shell)
-    future = _runner().call(job.run)
+    runner, bound = _runner()
+    future = runner.call(job.run)
+    waiting = asyncio.wrap_future(future)  # cancelling it unqueues a job not yet started
     try:
-        outcome: Outcome = await asyncio.wrap_future(future)  # cancelling it unqueues a job not yet started
+        if not bound:
+            await asyncio.wait({waiting}, timeout=UNBOUND_START_TIMEOUT)
+            if future.cancel():  # never started: most likely the cell that waits for this very turn
+                raise RuntimeError(
+                    f"the code could not start within {UNBOUND_START_TIMEOUT:g} s: the kernel is busy running a "
+                    f"cell. A turn started with agent.chat() in a cell holds the kernel; ask with %%chat or "
+                    f"`await agy.display_chat(agent, ...)` so that code can run")
+        outcome: Outcome = await waiting
     except asyncio.CancelledError:
         job.stop()  # a timeout or a cancelled turn: stop the code if it is running
         raise
