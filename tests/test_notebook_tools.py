@@ -121,6 +121,13 @@ def test_output_is_capped_and_the_model_is_told(shell):
     assert len(answer["stdout"]) <= nt.OUTPUT_CAP and "[output cut:" in answer["stdout"]
 
 
+def test_many_small_prints_are_capped_and_the_total_is_told(shell):
+    answer = rp.PythonJob("for i in range(20_000):\n    print(i)", shell).run().response()
+    assert len(answer["stdout"]) <= nt.OUTPUT_CAP // 2 and "[output cut:" in answer["stdout"]
+    assert rp.PythonJob("print('x' * 9000, end='')\nprint('y' * 10)", shell).run().stdout.endswith(
+        "\n[11 more characters were printed]")  # "y" * 10 and its newline
+
+
 def test_stop_from_another_thread_ends_a_python_loop(shell):
     job = rp.PythonJob("while True:\n    pass", shell)
     threading.Timer(0.3, job.stop).start()

@@ -3,18 +3,21 @@
 The tool itself is async and runs on the runtime loop; the code never does. It is handed to the main
 thread of the cell that started the reply (`reply_runner`, set around `agent.stream` by display_chat
 and read back here through the turn's copied context):
-- attached (the cell awaits on the kernel's loop): `MainThread.call`, run at once (~0.4 ms hop);
+- attached (the cell awaits on the kernel's loop): `MainThread.call`, run at once;
 - blocking (display_chat_blocking): the cell's wait loop serves a queue of jobs (`BlockingJobs`),
   since the kernel's loop is blocked under it;
 - background (the cell returned): `MainThread.call` runs it when the kernel is free, in the cell's
   captured context, so its output lands in that cell.
-A turn started elsewhere (an inbox message) uses the main thread captured at `%load_ext`.
+A turn no cell started (an inbox message) uses the main thread captured at `%load_ext`. Measured
+(benchmarks/bench_notebook_tools.py): the round trip costs 0.14 ms (attached) / 0.09 ms (blocking) more
+than `exec` of the same code.
 
 Running in the cell's context, the code's print and display() land in the %%chat cell, in order, after
-the reply's own output. Matplotlib figures are shown there as PNG at `plt.show()` (ours while the code
-runs: the inline backend's would display and close them before the model saw them) or at the end if
-left open, closed (the inline backend would show them again), and given back to the model as image
-parts of the function response, each at most FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
+the reply's own output (not between its paragraphs: the reply is one output, replaced by its static
+copy at the end). Matplotlib figures are shown there as PNG at `plt.show()` (ours while the code runs:
+the inline backend's would display and close them before the model saw them) or at the end if left
+open, then closed, and given back to the model as image parts of the function response, each at most
+FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
 at OUTPUT_CAP characters.
 
 Stopping: while the code runs, SIGINT is ours. The interrupt button raises KeyboardInterrupt in the
@@ -162,19 +165,22 @@ class _Tee:
     def __init__(self, target: Any):
         self.target = target
         self.kept: list[str] = []
-        self.size = 0
+        self.size = 0  # characters written
+        self.kept_size = 0  # characters kept
 
     def write(self, text: str) -> int:
         if self.size <= OUTPUT_CAP:
             self.kept.append(text)
-            self.size += len(text)
+            self.kept_size = self.size + len(text)
+        self.size += len(text)
         return self.target.write(text)
 
     def flush(self) -> None:
         self.target.flush()
 
     def text(self) -> str:
-        return "".join(self.kept)
+        more = self.size - self.kept_size
+        return "".join(self.kept) + (f"\n[{more} more characters were printed]" if more else "")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.target, name)
