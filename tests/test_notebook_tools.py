@@ -109,6 +109,12 @@ def test_job_returns_stdout_result_and_defines_names(shell):
     assert shell.user_ns["job_var"] == 3
 
 
+def test_what_display_shows_is_told_to_the_model(shell):
+    outcome = rp.PythonJob("from IPython.display import display\ndisplay({'a': 1})", shell).run()
+    assert outcome.response()["displayed"] == "{'a': 1}"
+    assert "publish" not in vars(shell.display_pub)  # the wrapper is gone after the run
+
+
 def test_job_reports_syntax_errors_and_short_tracebacks(shell):
     assert "SyntaxError" in rp.PythonJob("def (", shell).run().error
     error = rp.PythonJob("def f():\n    raise KeyError('k')\nf()", shell).run().error

@@ -140,6 +140,7 @@ class Outcome:
     interrupted: bool = False
     figures: list[bytes] = dataclasses.field(default_factory=list)
     figures_dropped: int = 0
+    displays: list[str] = dataclasses.field(default_factory=list)  # text/plain of what display() showed
 
     def response(self) -> dict[str, Any]:
         answer: dict[str, Any] = {}
@@ -151,6 +152,8 @@ class Outcome:
             answer["result"] = cap(self.result, OUTPUT_CAP // 4)
         if self.error is not None:
             answer["error"] = cap(self.error, OUTPUT_CAP // 4)
+        if self.displays:
+            answer["displayed"] = cap("\n".join(self.displays), OUTPUT_CAP // 4)
         if self.figures or self.figures_dropped:
             answer["figures"] = (f"{len(self.figures)} figure(s) attached as images"
                                  + (f"; {self.figures_dropped} more not attached (over the size or count cap)"
@@ -263,6 +266,15 @@ class PythonJob:
             outcome.error = "".join(traceback.format_exception_only(*sys.exc_info()[:2])).strip()
             return
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        publisher = self.shell.display_pub
+        publish, patched_before = publisher.publish, vars(publisher).get("publish")
+
+        def publish_and_keep(data: Any, *args: Any, **kwargs: Any) -> Any:  # display() in the code
+            if isinstance(data, dict) and "text/plain" in data and "image/png" not in data:
+                outcome.displays.append(str(data["text/plain"]))
+            return publish(data, *args, **kwargs)
+
+        publisher.publish = publish_and_keep
         plt = _pyplot_for(self.code)
         show = plt.show if plt is not None else None
         if plt is not None:  # the inline backend's show() displays and closes: the model would see nothing
@@ -280,6 +292,10 @@ class PythonJob:
             outcome.error = _short_traceback(exc)
             print(outcome.error, file=sys.stderr)
         finally:
+            if patched_before is None:
+                vars(publisher).pop("publish", None)  # the class's method again
+            else:
+                publisher.publish = patched_before
             if plt is not None and plt.show is not show:
                 plt.show = show
 
