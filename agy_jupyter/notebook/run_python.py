@@ -380,6 +380,9 @@ def _runner() -> tuple[Any, bool]:
         return runner, True
     if _kernel_main is None:
         raise RuntimeError("run_python needs a notebook kernel: run `%load_ext agy_jupyter` there first")
+    if _kernel_main.loop is None:  # terminal IPython: no loop to hand the code to
+        raise RuntimeError("run_python runs code in a Jupyter kernel (from %%chat or display_chat); "
+                           "this shell has no kernel loop to run it on")
     return _kernel_main, False
 
 
