@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
 
 import agy_jupyter as agy
 from agy_jupyter.agent.builtin_tools import BuiltinContext, BuiltinTools, build
@@ -21,7 +22,10 @@ from agy_jupyter.testing import Reply
 
 @pytest.fixture(scope="module")
 def shell():
-    return InteractiveShell.instance()
+    """A real IPython shell in this process (history in memory), gone again after this module."""
+    shell = InteractiveShell.instance(config=Config({"HistoryManager": {"hist_file": ":memory:"}}))
+    yield shell
+    InteractiveShell.clear_instance()  # later tests must not find a shell that is not theirs
 
 
 @pytest.fixture
