@@ -28,7 +28,7 @@ MAX_VARIABLES = 200  # names list_variables lists
 HISTORY_ITEM_CAP = 1000  # characters of one input or output in notebook_history
 
 # IPython's own names in the user namespace; `_5`, `_i3`... are private names and go anyway
-_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 
 
 def cap(text: str, limit: int = OUTPUT_CAP) -> str:
