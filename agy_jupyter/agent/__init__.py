@@ -9,13 +9,13 @@ from .hooks import Hooks
 from .mcp import McpServer
 from .policies import (Approval, ApprovalRequest, CallInfo, Decision, PolicyRule, allow, allow_all, ask_user,
                        deny, deny_all, safe_defaults, workspace_only)
-from .tools import Tool, tool
+from .tools import Tool, ToolResult, tool
 from . import workspace_tools as _workspace_tools  # noqa: F401  registers view_file, write_file, run_command, ...
 
 __all__ = [
     "Agent", "AgentConfig", "Approval", "ApprovalRequest", "ApprovalRequested", "Blob", "CallInfo", "ChatResponse",
     "DEFAULT_MODEL", "Decision", "Hooks", "McpServer", "Message", "PolicyRule", "QuotaWait", "StatusChanged", "TextDelta",
-    "ThoughtDelta", "Tool", "ToolCallRecord", "ToolCallStarted", "ToolFinished", "TurnFinished", "Usage",
+    "ThoughtDelta", "Tool", "ToolCallRecord", "ToolResult", "ToolCallStarted", "ToolFinished", "TurnFinished", "Usage",
     "allow", "allow_all", "ask_user", "build_config", "dataframe_summary", "deny", "deny_all", "file",
     "history_is_valid", "image", "safe_defaults", "tool", "workspace_only",
 ]

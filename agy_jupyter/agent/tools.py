@@ -19,7 +19,7 @@ from agy_jupyter.agent.content import Blob, dataframe_summary, is_dataframe
 from agy_jupyter.agent.worker_threads import is_async_callable
 from agy_jupyter.runtime.errors import ConfigError, ToolError
 
-__all__ = ["Tool", "tool", "as_tool", "result_to_response", "split_media", "parse_docstring"]
+__all__ = ["Tool", "ToolResult", "tool", "as_tool", "result_to_response", "split_media", "parse_docstring"]
 
 _META_ATTR = "__agy_tool__"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
@@ -510,8 +510,18 @@ def _jsonable(value: Any) -> Any:
         return _truncate(repr(value))
 
 
+@dataclass
+class ToolResult:
+    """A tool's result plus media the model should see (a chart, a page): FunctionResponse.parts."""
+
+    value: Any
+    media: list[Blob] = field(default_factory=list)
+
+
 def result_to_response(value: Any) -> dict:
     """The dict for FunctionResponse.response from whatever a tool returned."""
+    if isinstance(value, ToolResult):
+        return result_to_response(value.value)
     if isinstance(value, pydantic.BaseModel):
         dumped = value.model_dump(mode="json")
         if not _is_plain_json(dumped):  # model_dump keeps inf/nan, which JSON cannot carry
@@ -537,9 +547,11 @@ def split_media(value: Any) -> tuple[Any, list[types.FunctionResponsePart]]:
     """A tool's result without its Blobs, and the Blobs as parts of the functionResponse.
 
     A tool shows the model an image (or a PDF) by returning a Blob, alone or in a list with other
-    items; the bytes travel in `functionResponse.parts` (Gemini's multimodal function responses), the
+    items, or a ToolResult(value, media=[Blob, ...]); the bytes travel in `functionResponse.parts` (Gemini's multimodal function responses), the
     rest is the JSON `response`. History and the transcript keep the response readable without them.
     """
+    if isinstance(value, ToolResult):  # the explicit form: a value and the media beside it
+        return value.value, _media_parts(value.media)
     items = value if isinstance(value, (list, tuple)) else [value]
     blobs = [item for item in items if isinstance(item, Blob)]
     if not blobs:
@@ -547,6 +559,9 @@ def split_media(value: Any) -> tuple[Any, list[types.FunctionResponsePart]]:
     others = [item for item in items if not isinstance(item, Blob)]
     rest = others[0] if len(others) == 1 else others or ", ".join(
         f"{b.name or 'data'} ({b.mime_type}, {len(b.data)} bytes) is attached" for b in blobs)
-    parts = [types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(
+    return rest, _media_parts(blobs)
+
+
+def _media_parts(blobs: list[Blob]) -> list[types.FunctionResponsePart]:
+    return [types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(
         mime_type=b.mime_type, data=b.data, display_name=b.name)) for b in blobs]
-    return rest, parts

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import notebook_tools, run_python  # noqa: F401  (they register the notebook builtin tools)
+
 
 def load_ipython_extension(shell: Any) -> None:
     """`%load_ext agy_jupyter`: register the magics and the async-cell transformer."""
@@ -10,6 +12,7 @@ def load_ipython_extension(shell: Any) -> None:
     from .magics import AgyMagics
 
     shell.register_magics(AgyMagics(shell=shell))
+    run_python.capture_kernel_main()  # for turns no cell started (an inbox message)
     transformer.register(shell)
     if transformer.in_kernel(shell):
         from .widgets import ensure_assets

@@ -31,6 +31,7 @@ from ..runtime.errors import AgyError, ConfigError
 from ..runtime.stream import ChatStream
 from .approvals import CellApprover, NonInteractiveApprover
 from .live_reply import DisplaySettings, LiveReply
+from .run_python import BlockingJobs, jobs_run_by
 from .transformer import in_kernel
 
 FINISH_WAIT = 5.0  # the static copy follows the reply within milliseconds; this only bounds a wedged loop
@@ -81,9 +82,15 @@ def display_chat_blocking(agent: Agent | str | None, prompt: Any, *, output: str
         stream = agent.stream(prompt, approval_handler=approver)
         return _store(shell, output, _print_blocking(stream))
     live = LiveReply(agent.name, agent.config.model, settings, agent.runtime.loop, widget=False)
-    stream = _start(agent, prompt, live, approver)
+    jobs = BlockingJobs()  # the kernel's loop is blocked under this call: run_python's code runs here
+    stream = _start(agent, prompt, live, approver, jobs)
     live.follow(stream)
-    try:  # KeyboardInterrupt cancels the turn (ChatStream.result does that) and propagates
+    try:  # KeyboardInterrupt cancels the turn and propagates
+        try:
+            jobs.serve_until(stream.done)
+        except KeyboardInterrupt:
+            stream.cancel()
+            raise
         response = stream.result()
     finally:
         concurrent.futures.wait([live.finished], FINISH_WAIT)
@@ -118,9 +125,10 @@ def _resolve(agent: Agent | str | None, show_thoughts: bool | None,
     return agent, settings, shell
 
 
-def _start(agent: Agent, prompt: Any, live: LiveReply, handler: Any) -> ChatStream:
-    try:
-        return agent.stream(prompt, approval_handler=handler)
+def _start(agent: Agent, prompt: Any, live: LiveReply, handler: Any, jobs: Any = None) -> ChatStream:
+    try:  # run_python's code runs for this cell on the kernel's main thread: its loop, or `jobs`
+        with jobs_run_by(jobs or live.main):
+            return agent.stream(prompt, approval_handler=handler)
     except AgyError:
         live.abandon()
         raise
