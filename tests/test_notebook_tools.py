@@ -179,13 +179,32 @@ def test_a_tool_result_with_an_image_reaches_the_model_as_a_function_response_pa
         """Draw a chart."""
         return ToolResult({"figures": "1 figure"}, [Blob(data=png, mime_type="image/png")])
 
-    agent = make_agent("img", tools=[chart], policies=[agy.allow("chart")])
+    agent = make_agent("img", tools=[chart], policies=[agy.allow("chart")], model="gemini-3-flash-preview")
     fake.enqueue(Reply.function_call("chart", {}, id="c1"), Reply.text("I see it."))
     agent.chat("draw")
     response = next(p["functionResponse"] for c in fake.requests[1].contents for p in c["parts"]
                     if "functionResponse" in p)
     assert response["response"] == {"figures": "1 figure"}
     assert response["parts"][0]["inlineData"]["mimeType"] == "image/png"
+
+
+def test_a_gemini_2_model_gets_a_note_instead_of_the_image_and_the_history_keeps_it(fake, make_agent):
+    """Gemini 1.x/2.x refuse media in a function response: the request says it was left out; the history keeps it."""
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+
+    def chart() -> ToolResult:
+        """Draw a chart."""
+        return ToolResult({"figures": "1 figure"}, [Blob(data=png, mime_type="image/png")])
+
+    agent = make_agent("old", tools=[chart], policies=[agy.allow("chart")], model="gemini-2.5-flash")
+    fake.enqueue(Reply.function_call("chart", {}, id="c1"), Reply.text("Noted."))
+    agent.chat("draw")
+    response = next(p["functionResponse"] for c in fake.requests[1].contents for p in c["parts"]
+                    if "functionResponse" in p)
+    assert "parts" not in response and response["response"]["figures"] == "1 figure"
+    assert "1 image(s) or file(s) this tool returned were not sent" in response["response"]["media"]
+    kept = [p.function_response for m in agent.history() for p in m.parts if p.function_response]
+    assert kept[0].parts[0].inline_data.data == png
 
 
 def test_run_python_with_no_kernel_main_thread_is_a_clear_tool_error(monkeypatch, shell):

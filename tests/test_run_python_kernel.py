@@ -39,10 +39,13 @@ def fresh(server):
     server.reset()
     return server
 
+MEDIA_MODEL = "gemini-3-flash-preview"
+
 
 def agent(kernel) -> str:
     name = new_name()
-    execution = kernel.run(f"%agent create {name} --builtin notebook --policy allow")
+    # a Gemini 3 model: older ones refuse images in tool results, so theirs are left out of the request
+    execution = kernel.run(f"%agent create {name} --builtin notebook --policy allow --model {MEDIA_MODEL}")
     assert not execution.errors(), execution.errors()
     return name
 
@@ -223,7 +226,8 @@ def test_scripted_session_lists_inspects_plots_approved_once_denied_once(kernel,
     kernel.run("import pandas as pd\nsales = pd.DataFrame({'month': range(1, 13), 'units': [5, 7, 9, 4, 6, 8, 12,"
                " 15, 11, 9, 7, 14]})")
     # read-only tools allowed, run_python asks (the default the policies work makes; spelled out here)
-    created = kernel.run(f"import agy_jupyter as agy\n{name} = agy.Agent({name!r}, enabled_tools=['notebook'], "
+    created = kernel.run(f"import agy_jupyter as agy\n{name} = agy.Agent({name!r}, model={MEDIA_MODEL!r}, "
+                         f"enabled_tools=['notebook'], "
                          "policies=[agy.allow('list_variables'), agy.allow('inspect_variable')])")
     assert not created.errors(), created.errors()
     plot = "import matplotlib.pyplot as plt\nplt.plot(sales.month, sales.units)\nsales.units.sum()"

@@ -331,7 +331,8 @@ def test_the_model_views_a_file_and_writes_one(make_agent, fake, root):
 
 
 def test_an_image_reaches_the_model_inside_the_function_response(make_agent, fake, root):
-    agent = make_agent("looker", enabled_tools=["view_file"], workspace=str(root), policies=[allow("view_file")])
+    agent = make_agent("looker", enabled_tools=["view_file"], workspace=str(root), policies=[allow("view_file")],
+                       model="gemini-3-flash-preview")  # Gemini 3 takes media in tool results
     fake.enqueue(Reply.function_call("view_file", {"path": "logo.png"}, id="img"), Reply.text("A dot."))
     agent.chat("what is in logo.png?")
     answer = next(p["functionResponse"] for c in fake.requests[1].normalized_body["contents"]

@@ -111,13 +111,30 @@ class ChatResponse(BaseModel):
         return self.text
 
 
-def contents_for_model(messages: list[Message]) -> list[types.Content]:
+def contents_for_model(messages: list[Message], *, tool_media: bool = True) -> list[types.Content]:
     """The history as request contents: excluded messages dropped, same-role neighbours merged.
 
     Merging keeps the request alternating user/model even when a cancelled turn left two user
-    messages in a row (tool results followed by the next prompt).
+    messages in a row (tool results followed by the next prompt). `tool_media=False` leaves out the
+    images of tool results (FunctionResponse.parts) for models that refuse them; the history keeps them.
     """
-    return merge_same_role([m.to_content() for m in messages if not m.excluded and m.parts])
+    contents = [m.to_content() for m in messages if not m.excluded and m.parts]
+    if not tool_media:
+        contents = [types.Content(role=c.role, parts=[_without_media(p) for p in c.parts or []]) for c in contents]
+    return merge_same_role(contents)
+
+
+TOOL_MEDIA_LEFT_OUT = ("{count} image(s) or file(s) this tool returned were not sent: this model does not take "
+                       "media in tool results (Gemini 3 models do)")
+
+
+def _without_media(part: types.Part) -> types.Part:
+    response = part.function_response
+    if response is None or not response.parts:
+        return part
+    note = TOOL_MEDIA_LEFT_OUT.format(count=len(response.parts))
+    lean = response.model_copy(update={"parts": None, "response": {**(response.response or {}), "media": note}})
+    return part.model_copy(update={"function_response": lean})
 
 
 def merge_same_role(contents: list[types.Content]) -> list[types.Content]:

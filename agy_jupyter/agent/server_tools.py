@@ -21,8 +21,8 @@ from .events import Citations
 
 GeminiTool = Literal["search", "url", "code"]
 GEMINI_TOOLS: dict[str, str] = {"search": "google_search", "url": "url_context", "code": "code_execution"}
-# models the API refuses server tools with function declarations for (the mix needs Gemini 3)
-_NO_MIXING = re.compile(r"^(?:models/)?gemini-(?:1|2)(?:\.|-|$)", re.I)
+# Gemini 1.x / 2.x: what needs Gemini 3 (server tools beside functions, media in function responses)
+_BEFORE_GEMINI_3 = re.compile(r"^(?:models/)?gemini-(?:1|2)(?:\.|-|$)", re.I)
 MAX_SOURCES = 50  # a citation list longer than this is cut (the metadata stays in the history)
 MAX_SUPPORTS = 100
 
@@ -35,9 +35,15 @@ def request_tools(names: list[str]) -> list[types.Tool]:
     return [specs[name] for name in GEMINI_TOOLS if name in names]
 
 
+def before_gemini_3(model: str) -> bool:
+    """A Gemini 1.x or 2.x model: it refuses server tools next to function declarations, and media
+    (images, PDFs) inside a tool's function response."""
+    return bool(_BEFORE_GEMINI_3.match(model))
+
+
 def mixing_refused(model: str) -> bool:
     """True for the models whose API refuses server tools together with function declarations."""
-    return bool(_NO_MIXING.match(model))
+    return before_gemini_3(model)
 
 
 def check_backend(gemini_tools: list[str], function_tools: list[Any], backend: str) -> None:

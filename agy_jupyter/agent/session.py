@@ -244,7 +244,7 @@ class GeminiSession:
     async def _call_model(self, turn: Turn, allow_calls: bool) -> Message:
         config = self.config.generate_config(allow_calls=allow_calls,
                                              extra_tools=self.mcp.tools if self.mcp else [])
-        contents = contents_for_model(self.messages)
+        contents = contents_for_model(self.messages, tool_media=not server_tools.before_gemini_3(self.config.model))
         rate_limited = server_errors = 0
         while True:
             await self._wait_for_quota(turn)
