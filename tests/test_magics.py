@@ -28,8 +28,7 @@ def shell(runtime):
     ip = InteractiveShell.instance()
     magics = AgyMagics(shell=ip, directory=AgentDirectory(runtime))
     ip.register_magics(magics)
-    ip.user_ns.clear()
-    ip.user_ns["__name__"] = "__main__"
+    ip.reset(new_session=False)  # an empty namespace that keeps IPython's own names (_oh, In, Out, ...)
     yield ip
     for name in magics.directory.names():
         magics.directory.delete(name)

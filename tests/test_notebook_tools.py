@@ -23,6 +23,7 @@ from agy_jupyter.testing import Reply
 @pytest.fixture(scope="module")
 def shell():
     """A real IPython shell in this process (history in memory), gone again after this module."""
+    InteractiveShell.clear_instance()  # another module's shell (its namespace, its config) is not ours
     shell = InteractiveShell.instance(config=Config({"HistoryManager": {"hist_file": ":memory:"}}))
     yield shell
     InteractiveShell.clear_instance()  # later tests must not find a shell that is not theirs

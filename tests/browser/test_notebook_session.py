@@ -13,10 +13,11 @@ import pytest
 from agy_jupyter.testing import Reply
 
 NOTEBOOK = "notebook_session.ipynb"
+MEDIA_MODEL = "gemini-3-flash-preview"  # older models refuse images in tool results: theirs are left out
 SETUP = ("import pandas as pd\n"
          "df = pd.DataFrame({'month': range(1, 13), 'units': [5, 7, 9, 4, 6, 8, 12, 15, 11, 9, 7, 14]})\n"
          "%load_ext agy_jupyter\n"
-         "%agent create analyst --builtin notebook")  # read tools allowed by default, run_python asks
+         f"%agent create analyst --builtin notebook --model {MEDIA_MODEL}")  # read tools allowed, run_python asks
 PLOT = ("import matplotlib.pyplot as plt\n"  # the notebook's own (inline) backend
         "fig, ax = plt.subplots(figsize=(4, 2.5))\n"
         "ax.plot(df.month, df.units, marker='o')\n"
@@ -66,6 +67,7 @@ def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_pag
     approve.wait_for(timeout=30_000)
     assert approvals.count() == 1
     assert "Units per month" in pending.locator(".agy-preview").text_content()
+    approve.scroll_into_view_if_needed()
     lab_page.screenshot(tmp_path / "notebook_session_approval.png")
     approve.click()
 
@@ -94,7 +96,7 @@ def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_pag
     plotted = function_response_part(requests[3], "c3")
     assert plotted["response"]["result"] == "np.int64(107)" and plotted["response"]["stdout"] == "plotted\n"
     blob = plotted["parts"][0]["inlineData"]
-    assert blob["mimeType"] == "image/png" and base64.b64decode(blob["data"]).startswith(b"\x89PNG")
+    assert blob["mimeType"] == "image/png" and base64.urlsafe_b64decode(blob["data"]).startswith(b"\x89PNG")
     assert "error" in requests[4].function_response("c4")
 
     assert lab_page.foreign_requests == [] and lab_page.dialogs == [] and lab_page.pwned() is None
