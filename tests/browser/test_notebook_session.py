@@ -2,7 +2,8 @@
 asks to run code that plots (Approve is clicked: the figure shows in the %%chat cell, inline backend, and
 goes back to the model as an image part), asks to run more code (Deny is clicked: it never runs), answers.
 
-The screenshots (the pending approval, the finished notebook) go to the test's tmp directory, or to $AGY_SCREENSHOT_DIR when set (to look at it).
+The screenshots (the pending approval, the finished notebook) go to the test's tmp directory, or to
+$AGY_SCREENSHOT_DIR when set (to look at them).
 """
 from __future__ import annotations
 
