@@ -49,7 +49,7 @@ def test_create_with_options_and_the_first_is_the_default(shell, capsys):
     agent_magic(shell, "create first --model gemini-2.5-pro --system-var persona --temperature 0.2 "
                        "--max-output-tokens 100 --thinking-budget 0 --policy allow --tools add")
     agent_magic(shell, "create second")
-    assert "Created agent 'first' on gemini-2.5-pro (default)" in capsys.readouterr().out
+    assert "Created agent 'first' on gemini-2.5-pro; it is the default agent." in capsys.readouterr().out
     first = directory(shell).get("first")
     config = first.config
     assert (config.model, config.system_instruction, config.temperature, config.max_output_tokens,

@@ -183,7 +183,7 @@ class AgyMagics(Magics):
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
                                       default_policy=Decision(args.policy), **settings)
-        default = " (default)" if self.directory.default_name == agent.name else ""
+        default = "; it is the default agent" if self.directory.default_name == agent.name else ""
         print(f"Created agent {agent.name!r} on {agent.config.model}{default}.")
 
     @magic_arguments(name="%agent list")
