@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 from pathlib import Path
 
@@ -145,3 +146,12 @@ def test_plain_text_says_how_much_of_a_long_reply_it_leaves_out():
     transcript.apply(TextDelta("after the tool"))
     assert transcript.to_plain().splitlines() == ["x" * PLAIN_PREVIEW_CHARS, "[tool t: pending] {}",
                                                   "… [14 more characters]", "[a · thinking]"]
+
+
+def test_arguments_and_results_read_as_written_like_the_widget_shows_them():
+    """Code and multi-line output are not one clipped line of escaped newlines; dom.js prettyJson reads the
+    same fixture (labextension/test/pretty_json.test.mjs)."""
+    from agy_jupyter.notebook.transcript import _pretty
+    cases = json.loads((pathlib.Path(__file__).parent / "fixtures" / "pretty_values.json").read_text())
+    for case in cases:
+        assert _pretty(case["value"]) == case["text"]

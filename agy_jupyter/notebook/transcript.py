@@ -270,8 +270,23 @@ class Transcript:
 
 
 def _pretty(value: Any) -> str:
-    """JSON as the widget shows it (dom.js prettyJson): strings as they are, the rest indented by 2."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    """Arguments and results as the widget shows them (dom.js prettyJson, the same rules).
+
+    Strings as they are; an object with a multi-line string value (code, a command's output, a DataFrame
+    summary) as `key:` lines with that text indented below, so it reads as written rather than as one
+    clipped line of escaped newlines; anything else as JSON indented by 2.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and any(isinstance(v, str) and "\n" in v for v in value.values()):
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, str) and "\n" in item:
+                lines += [f"{key}:", *("  " + line for line in item.rstrip("\n").split("\n"))]
+            else:
+                lines.append(f"{key}: {json.dumps(item, ensure_ascii=False, default=str)}")
+        return "\n".join(lines)
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 def json_html(label: str, value: Any) -> str:

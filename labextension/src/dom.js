@@ -25,10 +25,22 @@ export function formatInteger(n) {
 }
 
 /** Pretty JSON for display (strings are shown as they are). */
+/**
+ * Arguments and results as text (transcript.py _pretty, the same rules): strings as they are; an object
+ * with a multi-line string value (code, output) as `key:` lines with that text indented below; else JSON.
+ */
 export function prettyJson(value) {
   if (value === undefined) return "";
   if (typeof value === "string") return value;
+  const multiline = (v) => typeof v === "string" && v.includes("\n");
   try {
+    if (value && typeof value === "object" && !Array.isArray(value) && Object.values(value).some(multiline)) {
+      return Object.entries(value)
+        .map(([key, v]) => (multiline(v)
+          ? [`${key}:`, ...v.replace(/\n+$/, "").split("\n").map((line) => `  ${line}`)].join("\n")
+          : `${key}: ${JSON.stringify(v)}`))
+        .join("\n");
+    }
     return JSON.stringify(value, null, 2);
   } catch {
     return String(value);
