@@ -8,7 +8,6 @@ Tests and benchmarks use it to check the magics and widgets without a browser:
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ class Kernel:
         self._executions: dict[str, Execution] = {}
         self._listeners: list[Callable[[dict], None]] = []
         self._stop = threading.Event()
+        self._shell_lock = threading.Lock()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         self._replies = threading.Thread(target=self._pump_replies, daemon=True)
@@ -86,19 +86,32 @@ class Kernel:
             "allow_stdin": False, "stop_on_error": True})
         execution = Execution(msg["header"]["msg_id"])
         self._executions[execution.msg_id] = execution
-        self.kc.shell_channel.send(msg)
+        self._send_shell(msg)
         if wait:
             self.wait(execution, timeout)
         return execution
 
+    def _send_shell(self, msg: dict) -> None:
+        # A ZMQ socket is not thread-safe: the test thread, the iopub pump (the FrontEnd's "rendered") and
+        # the reply pump all use the shell socket. Unguarded, a frame now and then reached the kernel mangled
+        # ("Invalid Signature", "DELIM not in msg_list") and a click was lost.
+        with self._shell_lock:
+            self.kc.shell_channel.send(msg)
+
     def _pump_replies(self) -> None:
+        socket = self.kc.shell_channel.socket
+        session = self.kc.session
         while not self._stop.is_set():
             try:
-                reply = self.kc.get_shell_msg(timeout=0.05)
-            except queue.Empty:
-                continue
+                with self._shell_lock:  # never blocks inside: poll(0), and recv only what has arrived
+                    frames = socket.recv_multipart(copy=True) if socket.poll(0) else None
             except Exception:  # channels closed during shutdown
                 return
+            if frames is None:
+                time.sleep(0.002)
+                continue
+            _, frames = session.feed_identities(frames)
+            reply = session.deserialize(frames)
             execution = self._executions.get(reply["parent_header"].get("msg_id"))
             if execution is not None:
                 execution.reply = reply
@@ -139,7 +152,7 @@ class Kernel:
     def send_comm(self, comm_id: str, content: dict) -> None:
         """What anywidget's `model.send(content)` in the browser puts on the shell channel."""
         msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": content}})
-        self.kc.shell_channel.send(msg)
+        self._send_shell(msg)
 
     def custom_messages(self, comm_id: str) -> list[dict]:
         return [m["content"]["data"]["content"] for _, _, m in self.iopub_log
