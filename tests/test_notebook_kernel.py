@@ -10,7 +10,7 @@ import pytest
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
 from agy_jupyter.testing import Chunk, FakeGemini, Reply, Usage
-from agy_jupyter.testing.kernel import FrontEnd, Kernel
+from agy_jupyter.testing.kernel import FrontEnd, Kernel, loaded_kernel
 
 _names = itertools.count(1)
 
@@ -36,12 +36,9 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server):
-    k = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "30"})
-    k.frontend = FrontEnd(k)
-    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 3.0")
-    k.run(TOOL_CODE)
-    yield k
-    k.shutdown()
+    with loaded_kernel(server.env()) as k:
+        k.run(TOOL_CODE)
+        yield k
 
 
 @pytest.fixture

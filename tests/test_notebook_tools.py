@@ -173,39 +173,35 @@ def test_blocking_jobs_run_on_the_waiting_thread_and_refuse_after():
         jobs.call(lambda: None).result(1)
 
 
-def test_a_tool_result_with_an_image_reaches_the_model_as_a_function_response_part(fake, make_agent):
-    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+CHART_PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
 
-    def chart() -> ToolResult:
-        """Draw a chart."""
-        return ToolResult({"figures": "1 figure"}, [Blob(data=png, mime_type="image/png")])
 
-    agent = make_agent("img", tools=[chart], policies=[agy.allow("chart")], model="gemini-3-flash-preview")
+def chart() -> ToolResult:
+    """Draw a chart."""
+    return ToolResult({"figures": "1 figure"}, [Blob(data=CHART_PNG, mime_type="image/png")])
+
+
+def chart_response(fake, make_agent, model: str) -> tuple[dict, object]:
+    """Let an agent on `model` call `chart` once; the functionResponse it sent back, and the agent."""
+    agent = make_agent(f"chart-{model}", tools=[chart], policies=[agy.allow("chart")], model=model)
     fake.enqueue(Reply.function_call("chart", {}, id="c1"), Reply.text("I see it."))
     agent.chat("draw")
-    response = next(p["functionResponse"] for c in fake.requests[1].contents for p in c["parts"]
-                    if "functionResponse" in p)
+    return fake.requests[1].function_response_part("c1"), agent
+
+
+def test_a_tool_result_with_an_image_reaches_the_model_as_a_function_response_part(fake, make_agent):
+    response, _ = chart_response(fake, make_agent, "gemini-3-flash-preview")
     assert response["response"] == {"figures": "1 figure"}
     assert response["parts"][0]["inlineData"]["mimeType"] == "image/png"
 
 
 def test_a_gemini_2_model_gets_a_note_instead_of_the_image_and_the_history_keeps_it(fake, make_agent):
     """Gemini 1.x/2.x refuse media in a function response: the request says it was left out; the history keeps it."""
-    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
-
-    def chart() -> ToolResult:
-        """Draw a chart."""
-        return ToolResult({"figures": "1 figure"}, [Blob(data=png, mime_type="image/png")])
-
-    agent = make_agent("old", tools=[chart], policies=[agy.allow("chart")], model="gemini-2.5-flash")
-    fake.enqueue(Reply.function_call("chart", {}, id="c1"), Reply.text("Noted."))
-    agent.chat("draw")
-    response = next(p["functionResponse"] for c in fake.requests[1].contents for p in c["parts"]
-                    if "functionResponse" in p)
+    response, agent = chart_response(fake, make_agent, "gemini-2.5-flash")
     assert "parts" not in response and response["response"]["figures"] == "1 figure"
     assert "1 image(s) or file(s) this tool returned were not sent" in response["response"]["media"]
     kept = [p.function_response for m in agent.history() for p in m.parts if p.function_response]
-    assert kept[0].parts[0].inline_data.data == png
+    assert kept[0].parts[0].inline_data.data == CHART_PNG
 
 
 def test_run_python_with_no_kernel_main_thread_is_a_clear_tool_error(monkeypatch, shell):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agy_jupyter.testing import FakeGemini, Reply
-from agy_jupyter.testing.kernel import FrontEnd, Kernel
+from agy_jupyter.testing.kernel import loaded_kernel
 
 _names = itertools.count(1)
 
@@ -27,11 +27,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server):
-    k = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "60", "MPLBACKEND": "Agg"})
-    k.frontend = FrontEnd(k)
-    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 3.0")
-    yield k
-    k.shutdown()
+    with loaded_kernel({**server.env(), "MPLBACKEND": "Agg"}, chat_timeout=60) as k:
+        yield k
 
 
 @pytest.fixture
@@ -49,14 +46,6 @@ def agent(kernel) -> str:
     assert not execution.errors(), execution.errors()
     return name
 
-
-def function_response_part(request, call_id: str) -> dict:
-    for content in request.contents:
-        for part in content.get("parts", []):
-            response = part.get("functionResponse")
-            if response is not None and response.get("id") == call_id:
-                return response
-    raise KeyError(call_id)
 
 
 def test_run_python_defines_a_variable_the_next_cell_uses(kernel, fresh):
@@ -102,7 +91,7 @@ def test_a_figure_appears_in_the_cell_and_reaches_the_model_as_an_image(kernel, 
     execution = kernel.run(f"%%chat {name}\nplot it")
     images = [m for m in execution.messages if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
     assert len(images) == 1
-    response = function_response_part(fresh.requests[1], "c1")
+    response = fresh.requests[1].function_response_part("c1")
     assert response["response"]["stdout"] == "plotted\n" and "1 figure" in response["response"]["figures"]
     blob = response["parts"][0]["inlineData"]
     png = base64.urlsafe_b64decode(blob["data"])
@@ -216,7 +205,7 @@ def test_plt_show_with_the_inline_backend_still_gives_the_model_the_figure(kerne
     kinds = ["png" if "image/png" in m["content"].get("data", {}) else m["content"].get("text", "").strip()
              for m in outputs if m["msg_type"] == "stream" or "image/png" in m["content"]["data"]]
     assert kinds == ["plotted", "png", "after"]  # in the order the code made them, shown once
-    response = function_response_part(fresh.requests[1], "c1")
+    response = fresh.requests[1].function_response_part("c1")
     assert response["parts"][0]["inlineData"]["mimeType"] == "image/png"
 
 
@@ -247,7 +236,7 @@ def test_scripted_session_lists_inspects_plots_approved_once_denied_once(kernel,
     assert len(kernel.frontend.opened["ApprovalView"]) == before + 2  # the read-only tools did not ask
     assert "sales: pandas.DataFrame (shape 12x2)" in fresh.requests[1].function_response("c1")["result"]
     assert "12 rows x 2 columns" in fresh.requests[2].function_response("c2")["result"]
-    plotted = function_response_part(fresh.requests[3], "c3")
+    plotted = fresh.requests[3].function_response_part("c3")
     assert plotted["response"]["result"] == "np.int64(107)" and plotted["parts"][0]["inlineData"]["mimeType"] == "image/png"
     assert "keep my data" in fresh.requests[4].function_response("c4")["error"]
     assert kernel.run("print(len(sales))").text().strip() == "12"  # the denied code never ran

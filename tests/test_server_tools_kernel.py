@@ -8,7 +8,7 @@ import pytest
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
 from agy_jupyter.testing import Chunk, FakeGemini, Reply
-from agy_jupyter.testing.kernel import FrontEnd, Kernel
+from agy_jupyter.testing.kernel import loaded_kernel
 
 SOURCE = ("Gauss <i>sum</i>", "https://example.org/gauss?a=1&b=2")
 
@@ -21,11 +21,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def kernel(server):
-    k = Kernel(env={**server.env(), "AGY_CHAT_TIMEOUT_SECS": "30"})
-    k.frontend = FrontEnd(k)
-    k.run("%load_ext agy_jupyter\n%config AgyMagics.render_grace = 3.0")
-    yield k
-    k.shutdown()
+    with loaded_kernel(server.env()) as k:
+        yield k
 
 
 def stream_ops(kernel, execution) -> list:

@@ -335,8 +335,7 @@ def test_an_image_reaches_the_model_inside_the_function_response(make_agent, fak
                        model="gemini-3-flash-preview")  # Gemini 3 takes media in tool results
     fake.enqueue(Reply.function_call("view_file", {"path": "logo.png"}, id="img"), Reply.text("A dot."))
     agent.chat("what is in logo.png?")
-    answer = next(p["functionResponse"] for c in fake.requests[1].normalized_body["contents"]
-                  for p in c["parts"] if "functionResponse" in p)
+    answer = fake.requests[1].function_response_part("img")
     assert answer["response"] == {"result": "logo.png (image/png, 70 bytes) is attached"}
     (media,) = answer["parts"]
     assert media["inlineData"]["mimeType"] == "image/png"

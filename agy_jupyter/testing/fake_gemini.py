@@ -185,11 +185,15 @@ class RecordedRequest:
 
     def function_response(self, call_id: str) -> Any:
         """The `response` of the functionResponse with this call id that the client sent back."""
+        return self.function_response_part(call_id).get("response")
+
+    def function_response_part(self, call_id: str) -> dict:
+        """The whole functionResponse with this call id (name, response, and media `parts` if any)."""
         for content in self.contents:
             for part in content.get("parts", []):
                 response = part.get("functionResponse")
                 if response is not None and response.get("id") == call_id:
-                    return response.get("response")
+                    return response
         raise KeyError(f"request {self.index} answers no call {call_id!r}")
 
     @property

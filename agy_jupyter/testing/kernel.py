@@ -8,10 +8,11 @@ Tests and benchmarks use it to check the magics and widgets without a browser:
 from __future__ import annotations
 
 import os
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from jupyter_client import KernelManager
 
@@ -210,3 +211,18 @@ class FrontEnd:
                 return self.opened[view][count - 1]
             time.sleep(0.005)
         raise AssertionError(f"no {view} #{count} opened within {timeout}s")
+
+
+@contextlib.contextmanager
+def loaded_kernel(env: dict[str, str], *, chat_timeout: float = 30, render_grace: float = 3.0) -> Iterator[Kernel]:
+    """A kernel with agy_jupyter loaded and a FrontEnd rendering its views (`kernel.frontend`), shut down after.
+
+    `render_grace` is generous: on a loaded machine a late "rendered" would turn a reply into text.
+    """
+    kernel = Kernel(env={**env, "AGY_CHAT_TIMEOUT_SECS": f"{chat_timeout:g}"})
+    try:
+        kernel.frontend = FrontEnd(kernel)
+        kernel.run(f"%load_ext agy_jupyter\n%config AgyMagics.render_grace = {render_grace:g}")
+        yield kernel
+    finally:
+        kernel.shutdown()

@@ -36,14 +36,6 @@ START_CELL_JS = """(index) => {
 }"""
 
 
-def function_response_part(request, call_id: str) -> dict:
-    for content in request.contents:
-        for part in content.get("parts", []):
-            response = part.get("functionResponse")
-            if response is not None and response.get("id") == call_id:
-                return response
-    raise KeyError(call_id)
-
 
 @pytest.mark.timeout(120)
 def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_page, fake_gemini, tmp_path):
@@ -94,7 +86,7 @@ def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_pag
     assert len(requests) == 5
     assert "df: pandas.DataFrame (shape 12x2)" in requests[1].function_response("c1")["result"]
     assert "12 rows x 2 columns" in requests[2].function_response("c2")["result"]
-    plotted = function_response_part(requests[3], "c3")
+    plotted = requests[3].function_response_part("c3")
     assert plotted["response"]["result"] == "np.int64(107)" and plotted["response"]["stdout"] == "plotted\n"
     blob = plotted["parts"][0]["inlineData"]
     assert blob["mimeType"] == "image/png" and base64.urlsafe_b64decode(blob["data"]).startswith(b"\x89PNG")
