@@ -109,10 +109,17 @@ def test_64_kb_in_1600_chunks_costs_a_bounded_multiple_of_the_text(kernel, fresh
     used = kernel.bytes_for(execution)
     shown, messages = widget_text(kernel, stream_comm(kernel, execution))
     assert shown == text
-    print(f"\n64 KB / 1600 chunks: {used:,} iopub bytes = {used / len(text):.2f}x the text, {messages} widget messages")
-    # the deltas (~1.8x with headers) + the static copy, which holds the text once, as sanitized HTML with its
-    # stylesheet (measured 3.02x; 2.97x with the old Markdown copy; 4.0x while the JSON transcript copied the text)
-    assert used <= 3.1 * len(text)
+    sizes = [size for _, size, m in kernel.iopub_log if m.get("parent_header", {}).get("msg_id") == execution.msg_id]
+    envelopes = len(sizes) * min(sizes)  # the smallest message (a status) is all envelope: header, ids, signature
+    payload = used - envelopes
+    print(f"\n64 KB / 1600 chunks: {used:,} iopub bytes = {used / len(text):.2f}x the text in {len(sizes)} messages "
+          f"({messages} widget messages); {payload / len(text):.2f}x without the envelopes")
+    # The total depends on timing: the coalescing window decides how many messages carry the deltas (CI saw 3.12x
+    # with 56 widget messages where this machine sees 2.97x with 43), and each message costs its ~570-byte envelope.
+    # What must stay O(n) is the payload: the deltas once (~1.0x) + the static copy, which holds the text once as
+    # sanitized HTML with its stylesheet (~1.1x), + the transcript's metadata. Measured 2.48x.
+    assert payload <= 2.6 * len(text)
+    assert len(sizes) <= 200  # coalesced: 1600 chunks must not become 1600 messages
 
 
 # -- approvals --------------------------------------------------------------------------------------
