@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
 from agy_jupyter.testing import FakeGemini, Reply
+from agy_jupyter.testing.replies import Chunk
 from agy_jupyter.testing.kernel import loaded_kernel
 
 _names = itertools.count(1)
@@ -65,6 +67,44 @@ def test_print_lands_in_the_chat_cell_and_reaches_the_model(kernel, fresh):
     execution = kernel.run(f"%%chat {name}\nprint something")
     assert "hello from the agent" in execution.text()  # a stream output of the %%chat cell itself
     assert fresh.requests[1].function_response("c1")["stdout"] == "hello from the agent\n"
+
+
+def _reply_parts(outputs: list[dict]) -> list[dict]:
+    return [o["data"][TRANSCRIPT_MIME] for o in outputs if TRANSCRIPT_MIME in o.get("data", {})]
+
+
+def test_code_output_sits_between_the_text_before_and_after_it(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply(chunks=[Chunk.text("Let me plot it."), Chunk.function_call("run_python", {"code": PLOT},
+                                                                                   id="c1")]),
+                  Reply.text("The line dips, then climbs."))
+    execution = kernel.run(f"%%chat {name}\nplot it")
+    outputs = execution.cell_outputs()
+    kinds = ["reply" if TRANSCRIPT_MIME in o.get("data", {}) else "image" if "image/png" in o.get("data", {})
+             else o.get("name", o["output_type"]) for o in outputs]
+    assert kinds == ["reply", "stdout", "image", "reply"], kinds
+    above, below = _reply_parts(outputs)
+    assert above["status"] == "continued below" and [b["type"] for b in above["blocks"]] == ["text", "tool"]
+    assert above["blocks"][1]["status"] == "ok"  # the call's result went to its card above the output
+    assert below["status"] == "done" and [b["type"] for b in below["blocks"]] == ["text"] and below["usage"]
+    assert "Let me plot it." in outputs[0]["data"]["text/html"] and "climbs" not in outputs[0]["data"]["text/html"]
+    assert "The line dips, then climbs." in outputs[3]["data"]["text/plain"]
+    views = [m["content"]["comm_id"] for _, _, m in kernel.iopub_log if m["msg_type"] == "comm_open"
+             and m["parent_header"].get("msg_id") == execution.msg_id
+             and str(m["content"]["data"]["state"].get("_anywidget_id", "")).endswith("StreamView")]
+    assert len(views) == 2  # live, each part had its own view: the text went to the one above or below the plot
+    ops = [[op for message in kernel.custom_messages(view) for op in message["ops"]] for view in views]
+    assert "".join(op[1] for op in ops[0] if op[0] == "text") == "Let me plot it."
+    assert [op for op in ops[0] if op[0] == "status"][-1] == ["status", {"status": "continued below", "detail": ""}]
+    assert [op[1]["status"] for op in ops[0] if op[0] == "tool_result"] == ["ok"]  # the card above got its result
+    assert "".join(op[1] for op in ops[1] if op[0] == "text") == "The line dips, then climbs."
+
+
+def test_code_that_shows_nothing_leaves_the_reply_in_one_output(kernel, fresh):
+    name = agent(kernel)
+    fresh.enqueue(Reply.function_call("run_python", {"code": "quiet = 1"}, id="c1"), Reply.text("Set."))
+    outputs = kernel.run(f"%%chat {name}\nset it").cell_outputs()
+    assert [part["status"] for part in _reply_parts(outputs)] == ["done"] and len(outputs) == 1
 
 
 def test_runs_on_the_kernel_main_thread(kernel, fresh):

@@ -127,7 +127,7 @@ def _resolve(agent: Agent | str | None, show_thoughts: bool | None,
 
 def _start(agent: Agent, prompt: Any, live: LiveReply, handler: Any, jobs: Any = None) -> ChatStream:
     try:  # run_python's code runs for this cell on the kernel's main thread: its loop, or `jobs`
-        with jobs_run_by(jobs or live.main):
+        with jobs_run_by(live.code_runner(jobs or live.main)):
             return agent.stream(prompt, approval_handler=handler)
     except AgyError:
         live.abandon()

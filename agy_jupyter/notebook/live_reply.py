@@ -10,6 +10,13 @@ Bytes: the kernel sends only deltas, coalesced to one message per `coalesce_inte
 at once, so the first token is not delayed). When the reply ends, the widget is replaced by a static
 copy (sanitized HTML + plain text + JSON transcript) that a saved notebook shows without a kernel.
 
+Parts: the output of code the agent runs in the kernel (run_python) lands in the cell between the
+reply's paragraphs. The reply is one output until such code shows something; what the reply says after it
+goes to a new output (a new part) below the code's output. Events that change a block keep going to the
+part that shows it (a tool's result to the card above the code's output); new blocks go to the last part.
+At the end each part is replaced by the static copy of its blocks; only the last carries the outcome and
+the usage.
+
 Headless runs (nbclient, papermill): no front end ever answers "rendered" in this kernel. After
 `render_grace` seconds the reply degrades to coalesced plain text in the same output. Approvals follow
 the non-interactive setting unless a front end renders the approval view itself (a closed tab does
@@ -33,7 +40,7 @@ from ..runtime.errors import AgyError
 from ..runtime.stream import ChatStream
 from .main_thread import MainThread
 from .presence import RenderedBy, front_ends, sender_session
-from .transcript import Transcript
+from .transcript import CONTINUED, Transcript
 from .usage import usage_line
 from .widgets import StreamView, ensure_assets
 
@@ -49,6 +56,18 @@ class DisplaySettings:
     headless_approval: str = "deny"
     show_thoughts: bool = True
     prices: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Part:
+    """One output of the reply: the blocks (and thoughts) from `blocks` / `thoughts` on, up to the next part."""
+
+    handle: Any  # the DisplayHandle of this output
+    blocks: int = 0
+    thoughts: int = 0
+    view: Any = None  # its StreamView (None in text mode)
+    box: Any = None  # the VBox holding the view and the approvals shown under it
+    pending: list[list[Any]] = field(default_factory=list)  # ops not yet sent to `view`
 
 
 def merge_ops(ops: list[list[Any]]) -> list[list[Any]]:
@@ -76,22 +95,29 @@ class LiveReply:
         self.text_mode = not widget  # without a widget (blocking fallback): coalesced text from the start
         self.on_stop: Callable[[], None] = lambda: None
         self.on_finish: Callable[[Any, BaseException | None], None] = lambda response, error: None
-        self._pending: list[list[Any]] = []
+        self._parts: list[_Part] = []  # appended on the runtime loop (see continue_below)
         self._last_flush = 0.0
         self._text_sent = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._widgets: list[Any] = []
         self._ctx = contextvars.copy_context()
+        self._widget = widget
         if widget:
             ensure_assets()  # the Markdown / sanitizer / highlighting library, sent once per kernel
-            self.view = StreamView(agent=agent, model_name=model, show_thoughts=settings.show_thoughts)
-            self.box = ipywidgets.VBox([self.view])
-            self._widgets += [self.view, self.box]
-            self.view.set_handler(self._on_front_message)
-            bundle = {**self.box._repr_mimebundle_(), "text/plain": self._plain_progress()}
-            self.handle = display(bundle, raw=True, display_id=True)
-        else:
-            self.handle = display({"text/plain": self._plain_progress()}, raw=True, display_id=True)
+        self._parts.append(self._new_part())
+
+    def _new_part(self) -> _Part:
+        """Display one more output for the reply (main thread, in the cell's context)."""
+        progress = self._plain_progress(self.transcript.part(slice(0, 0), slice(0, 0), last=True))
+        if self._widget and not self.text_mode:
+            view = StreamView(agent=self.transcript.agent, model_name=self.transcript.model,
+                              show_thoughts=self.settings.show_thoughts)
+            box = ipywidgets.VBox([view])
+            self._widgets += [view, box]
+            view.set_handler(self._on_front_message)
+            bundle = {**box._repr_mimebundle_(), "text/plain": progress}
+            return _Part(display(bundle, raw=True, display_id=True), view=view, box=box)
+        return _Part(display({"text/plain": progress}, raw=True, display_id=True))
 
     # -- wiring (main thread) --------------------------------------------------------------------
 
@@ -105,16 +131,16 @@ class LiveReply:
 
     def abandon(self) -> None:
         """The turn never started (the caller shows why): leave an empty output, close the widgets."""
-        self.handle.update({"text/plain": ""}, raw=True)
+        self._parts[0].handle.update({"text/plain": ""}, raw=True)
         for widget in self._widgets:
             widget.close()
         self.finished.set_result(None)
 
-    def _on_front_message(self, _widget: Any, content: dict, _buffers: Any) -> None:
+    def _on_front_message(self, widget: Any, content: dict, _buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "rendered":
             self.rendered.mark(sender_session())
-            self.loop.call_soon_threadsafe(self._replay, context=self._ctx.copy())
+            self.loop.call_soon_threadsafe(self._replay, widget, context=self._ctx.copy())
         elif kind == "stop":
             self.on_stop()
 
@@ -124,7 +150,37 @@ class LiveReply:
             view.close()
             return
         self._widgets.insert(0, view)
-        self.box.children = (*self.box.children, view)
+        box = self._parts[-1].box
+        box.children = (*box.children, view)
+
+    def code_runner(self, runner: Any) -> CodeRunner:
+        """`runner` (where run_python's code runs for this reply) with the reply continuing below its output."""
+        return CodeRunner(runner, self)
+
+    def continue_below(self) -> None:
+        """Code run for this reply showed output under it: what the reply says next goes below that.
+
+        Main thread, in the cell's context, right after the code ran and before its tool call returns, so
+        the new part is registered on the runtime loop before the call's result (the loop runs callbacks in
+        order) and before any text that follows it.
+        """
+        if self.finished.done():
+            return
+        part = self._new_part()
+        self.loop.call_soon_threadsafe(self._add_part, part, context=self._ctx.copy())
+
+    def _add_part(self, part: _Part) -> None:  # runtime loop
+        if self.finished.done():
+            part.handle.update({"text/plain": ""}, raw=True)
+            return
+        self._flush()  # the parts above get what they are owed first
+        part.blocks, part.thoughts = len(self.transcript.blocks), len(self.transcript.thoughts)
+        above = self._parts[-1]
+        self._parts.append(part)
+        if not self.text_mode:  # the part above is finished: its header says the reply goes on below
+            above.view.send({"type": "ops", "ops": [["status", {"status": CONTINUED, "detail": ""}]], "reset": False})
+        else:
+            above.handle.update({"text/plain": self._piece(above).to_plain()}, raw=True)
 
     def _after_finish(self, response: Any, error: BaseException | None) -> None:
         """The main thread's part of the end: close the widgets, then the caller's on_finish."""
@@ -137,8 +193,24 @@ class LiveReply:
     def _on_event(self, event: Any) -> None:
         if isinstance(event, TurnFinished):
             return  # _finish renders the end, for errors too
-        self._pending.extend(self.transcript.apply(event))
+        ops = self.transcript.apply(event)
+        self._part_of(self.transcript.touched).pending.extend(ops)
         self._schedule_flush()
+
+    def _part_of(self, block: int | None) -> _Part:
+        """The part that shows block number `block`; the last part for new blocks, status and thoughts."""
+        if block is not None:
+            for part in reversed(self._parts):
+                if part.blocks <= block:
+                    return part
+        return self._parts[-1]
+
+    def _piece(self, part: _Part) -> Transcript:
+        """The transcript of one part."""
+        index = self._parts.index(part)
+        after = self._parts[index + 1] if index + 1 < len(self._parts) else None
+        return self.transcript.part(slice(part.blocks, after.blocks if after else None),
+                                    slice(part.thoughts, after.thoughts if after else None), last=after is None)
 
     def _schedule_flush(self) -> None:
         wait = self._last_flush + self._interval() - time.monotonic()
@@ -155,20 +227,25 @@ class LiveReply:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._last_flush = time.monotonic()
-        ops, self._pending = self._pending, []
-        if not ops:
+        changed = [part for part in self._parts if part.pending]
+        if not changed:
             return
         if self.text_mode:
+            for part in changed:
+                part.pending.clear()
             self._show_text()
-        else:
-            self.view.send({"type": "ops", "ops": merge_ops(ops), "reset": False})
+            return
+        for part in changed:
+            ops, part.pending = part.pending, []
+            part.view.send({"type": "ops", "ops": merge_ops(ops), "reset": False})
             self._text_sent = self._text_sent or any(op[0] == "text" for op in ops)
 
-    def _replay(self) -> None:
-        if self.finished.done():
+    def _replay(self, view: Any) -> None:
+        part = next((p for p in self._parts if p.view is view), None)
+        if self.finished.done() or part is None:
             return
-        self._pending.clear()  # the transcript already holds them: the replay carries everything
-        self.view.send({"type": "ops", "ops": merge_ops(self.transcript.replay_ops()), "reset": True})
+        part.pending.clear()  # the transcript already holds them: the replay carries everything
+        part.view.send({"type": "ops", "ops": merge_ops(self._piece(part).replay_ops()), "reset": True})
 
     def _arm_headless_check(self) -> None:
         if not front_ends.any_seen():  # a front end that rendered here before may just be slow this time
@@ -179,15 +256,18 @@ class LiveReply:
         if self.rendered.is_set() or self.finished.done():
             return
         self.text_mode = True  # nobody rendered the widget: plain text in the same output instead
-        self._pending.clear()
         self._last_flush = time.monotonic()
+        for part in self._parts[:-1]:
+            part.pending.clear()
+            part.handle.update({"text/plain": self._piece(part).to_plain()}, raw=True)
+        self._parts[-1].pending.clear()
         self._show_text()
 
     def _show_text(self) -> None:
-        self.handle.update({"text/plain": self._plain_progress()}, raw=True)
+        self._parts[-1].handle.update({"text/plain": self._plain_progress(self._piece(self._parts[-1]))}, raw=True)
 
-    def _plain_progress(self) -> str:
-        transcript = self.transcript
+    @staticmethod
+    def _plain_progress(transcript: Transcript) -> str:
         return f"{transcript.text}\n[{transcript.agent}: {transcript.status}…]"
 
     def _finish(self, stream: ChatStream) -> None:
@@ -198,8 +278,9 @@ class LiveReply:
         except BaseException as exc:  # the turn's typed error, shown as one clear message
             error = exc
         if not self.text_mode:
-            self._flush()  # the view shows the whole reply until the static copy replaces it
-        self._pending.clear()
+            self._flush()  # the views show the whole reply until the static copies replace them
+        for part in self._parts:
+            part.pending.clear()
         transcript = self.transcript
         if error is not None:
             message = error.message if isinstance(error, AgyError) else f"{type(error).__name__}: {error}"
@@ -209,7 +290,26 @@ class LiveReply:
             transcript.status = "cancelled" if response.cancelled else "done"
             transcript.usage_line = usage_line(response.usage, transcript.model, self.settings.prices)
         try:
-            self.handle.update(transcript.static_bundle(), raw=True)
+            for part in self._parts:
+                part.handle.update(self._piece(part).static_bundle(), raw=True)
         finally:
             self.finished.set_result(response)
             self.main.post(self._after_finish, response, error)
+
+
+class CodeRunner:
+    """Runs code for a reply through `runner` (a MainThread or BlockingJobs, on the kernel's main thread);
+    when the code showed something in the cell (its `.shown`), the reply continues below that output."""
+
+    def __init__(self, runner: Any, reply: LiveReply):
+        self.runner = runner
+        self.reply = reply
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        return self.runner.call(self._run, fn, *args)
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        outcome = fn(*args)
+        if getattr(outcome, "shown", False):
+            self.reply.continue_below()
+        return outcome

@@ -12,9 +12,9 @@ A turn no cell started (an inbox message) uses the main thread captured at `%loa
 (benchmarks/bench_notebook_tools.py): the round trip costs 0.14 ms (attached) / 0.09 ms (blocking) more
 than `exec` of the same code.
 
-Running in the cell's context, the code's print and display() land in the %%chat cell, in order, after
-the reply's own output (not between its paragraphs: the reply is one output, replaced by its static
-copy at the end). Matplotlib figures are shown there as PNG at `plt.show()` (ours while the code runs:
+Running in the cell's context, the code's print and display() land in the %%chat cell, in order, under
+what the reply has said so far; when the code showed something (`Outcome.shown`), the reply continues in a
+new output below it (LiveReply.code_runner), so text, code output and text read in order. Matplotlib figures are shown there as PNG at `plt.show()` (ours while the code runs:
 the inline backend's would display and close them before the model saw them) or at the end if left
 open, then closed, and given back to the model as image parts of the function response, each at most
 FIGURE_MAX_BYTES. The answer (stdout, stderr, the last expression's repr, a short traceback) is capped
@@ -141,6 +141,7 @@ class Outcome:
     figures: list[bytes] = dataclasses.field(default_factory=list)
     figures_dropped: int = 0
     displays: list[str] = dataclasses.field(default_factory=list)  # text/plain of what display() showed
+    shown: bool = False  # the code printed or displayed something in the cell
 
     def response(self) -> dict[str, Any]:
         answer: dict[str, Any] = {}
@@ -201,6 +202,7 @@ class PythonJob:
         self._value: Any = None  # the last expression's value, to display
         self._stop_requested = False
         self._signals = False  # True while running on the main thread with our SIGINT handler
+        self._displayed = 0  # outputs the code published in the cell (display(), figures, the last value)
 
     def stop(self) -> None:
         """Stop the running code with RunStopped (a no-op if it has not started or has ended).
@@ -250,11 +252,13 @@ class PythonJob:
         outcome.stdout, outcome.stderr = out.text(), err.text()
         if self._value is not None:  # shown in the cell like Out[] (after the capture: a terminal prints it)
             self.shell.display_pub.publish(_bundle(self.shell, self._value))
+            self._displayed += 1
             self._value = None
         try:
             self._collect_figures(outcome)
         except Exception as exc:  # a figure that cannot render must not lose the rest
             outcome.stderr += f"\n[figures could not be rendered: {type(exc).__name__}: {exc}]"
+        outcome.shown = bool(out.size or err.size or self._displayed)
         return outcome
 
     def _execute(self, outcome: Outcome) -> None:
@@ -270,6 +274,7 @@ class PythonJob:
         publish, patched_before = publisher.publish, vars(publisher).get("publish")
 
         def publish_and_keep(data: Any, *args: Any, **kwargs: Any) -> Any:  # display() in the code
+            self._displayed += 1
             if isinstance(data, dict) and "text/plain" in data and "image/png" not in data:
                 outcome.displays.append(str(data["text/plain"]))
             return publish(data, *args, **kwargs)
@@ -309,6 +314,7 @@ class PythonJob:
             png = _png(figure)
             plt.close(figure)
             display(Image(data=png, format="png"))
+            self._displayed += 1
             small = png if len(png) <= FIGURE_MAX_BYTES else _png(figure, FIGURE_MAX_BYTES / len(png))
             if len(small) <= FIGURE_MAX_BYTES and len(outcome.figures) < MAX_FIGURES:
                 outcome.figures.append(small)

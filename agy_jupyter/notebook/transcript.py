@@ -30,6 +30,7 @@ _TOOL_STATUSES = {"ok", "error", "denied", "cancelled", "pending"}
 _CODE_OUTCOMES = {"ok": "ok", "failed": "error", "deadline_exceeded": "error"}  # -> status classes
 _WEB_URI = re.compile(r"https?://[^\s<>\"']+\Z", re.I)  # the only links a citation gets
 _REPLY_STATUSES = {"done", "error", "cancelled"}
+CONTINUED = "continued below"  # the status of a reply's part that code output split off (see Transcript.part)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Transcript:
     error: str | None = None
     hint: str | None = None
     usage_line: str = ""
+    touched: int | None = None  # the index of the block the last applied event added or changed
 
     @property
     def text(self) -> str:
@@ -98,20 +100,24 @@ class Transcript:
 
     def apply(self, event: Any) -> list[list[Any]]:
         """Update from one turn event; return the widget ops it means (see the stream view protocol)."""
+        self.touched = None
         if isinstance(event, TextDelta):
             if not self.blocks or not isinstance(self.blocks[-1], TextBlock):
                 self.blocks.append(TextBlock())
             self.blocks[-1].text += event.text
+            self.touched = len(self.blocks) - 1
             return [["text", event.text]]
         if isinstance(event, ThoughtDelta):
             self.thoughts += event.text
             return [["thought", event.text]]
         if isinstance(event, ToolCallStarted):
             self.blocks.append(ToolBlock(event.call_id, event.name, event.args))
+            self.touched = len(self.blocks) - 1
             return [["tool_call", {"id": event.call_id, "name": event.name, "args": event.args}]]
         if isinstance(event, ToolFinished):
             block = self._tool(event.call_id, event.name)
             block.status, block.result = event.status, event.result
+            self.touched = self._index(block)
             return [["tool_result", {"id": event.call_id, "name": event.name, "status": event.status,
                                      "result": event.result}]]
         if isinstance(event, StatusChanged):
@@ -122,15 +128,18 @@ class Transcript:
             return [["status", {"status": "waiting for quota", "detail": "", "seconds": event.seconds}]]
         if isinstance(event, CodeExecutionStarted):
             self.blocks.append(CodeBlock(event.id, event.code, event.language))
+            self.touched = len(self.blocks) - 1
             return [["code", {"id": event.id, "code": event.code, "language": event.language}]]
         if isinstance(event, CodeExecuted):
             block = self._code(event.id, event.code, event.language)
             block.outcome, block.output = event.outcome, event.output
+            self.touched = self._index(block)
             return [["code_result", {"id": event.id, "code": event.code, "language": event.language,
                                      "outcome": event.outcome, "output": event.output}]]
         if isinstance(event, Citations):
             block = CitationsBlock(list(event.sources), list(event.supports), list(event.queries))
             self.blocks.append(block)
+            self.touched = len(self.blocks) - 1
             return [["citations", {"sources": block.sources, "supports": block.supports, "queries": block.queries}]]
         if isinstance(event, ApprovalRequested):
             return []  # the approval view shows it; the status event already says so
@@ -149,6 +158,9 @@ class Transcript:
             self.blocks.append(match)
         return match
 
+    def _index(self, block: Block) -> int:
+        return next(i for i, b in enumerate(self.blocks) if b is block)  # by identity: equal blocks can repeat
+
     def fail(self, message: str, hint: str | None) -> list[list[Any]]:
         self.status, self.error, self.hint = "error", message, hint
         return [["error", {"message": message, "hint": hint or ""}], ["status", {"status": "error", "detail": ""}]]
@@ -166,6 +178,16 @@ class Transcript:
             match = ToolBlock(call_id, name, {})
             self.blocks.append(match)
         return match
+
+    def part(self, blocks: slice, thoughts: slice, *, last: bool) -> Transcript:
+        """Some of the blocks and thoughts as a reply of their own: what one output shows when the output of
+        code the agent ran (run_python) splits the reply. Only the last part carries the outcome."""
+        piece = Transcript(agent=self.agent, model=self.model, blocks=self.blocks[blocks],
+                           thoughts=self.thoughts[thoughts], status=CONTINUED)
+        if last:
+            piece.status, piece.detail, piece.error, piece.hint = self.status, self.detail, self.error, self.hint
+            piece.usage_line = self.usage_line
+        return piece
 
     def replay_ops(self) -> list[list[Any]]:
         """Everything so far as ops for a view that rendered late (sent with reset)."""

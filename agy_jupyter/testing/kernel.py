@@ -31,6 +31,26 @@ class Execution:
         return [m for m in self.messages if m["msg_type"] in ("stream", "display_data", "update_display_data",
                                                                "execute_result", "error")]
 
+    def cell_outputs(self) -> list[dict]:
+        """The cell's outputs as a front end ends up with them: displays in order, each replaced by its
+        updates (by display_id), neighbouring stream text of one stream joined. Each is {"output_type", ...}."""
+        cell: list[dict] = []
+        for message in self.messages:
+            kind, content = message["msg_type"], message["content"]
+            display_id = content.get("transient", {}).get("display_id")
+            if kind == "update_display_data":
+                for output in cell:
+                    if output.get("display_id") == display_id:
+                        output["data"] = content["data"]
+            elif kind == "stream":
+                if cell and cell[-1]["output_type"] == "stream" and cell[-1]["name"] == content["name"]:
+                    cell[-1]["text"] += content["text"]
+                else:
+                    cell.append({"output_type": "stream", "name": content["name"], "text": content["text"]})
+            elif kind in ("display_data", "execute_result", "error"):
+                cell.append({"output_type": kind, "display_id": display_id, **content})
+        return cell
+
     def text(self) -> str:
         return "".join(m["content"].get("text", "") for m in self.messages if m["msg_type"] == "stream")
 

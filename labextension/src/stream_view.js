@@ -18,7 +18,8 @@ import { assetsChannel, usableAssets } from "./assets_channel.js";
 import baseCss from "./base.css";
 import streamCss from "./stream_view.css";
 
-const FINISHED = new Set(["done", "cancelled", "error"]);
+// "continued below": a part of the reply that code output split off (the reply goes on in a new view)
+const FINISHED = new Set(["done", "cancelled", "error", "continued below"]);
 const ASSETS_TIMEOUT_MS = 10_000;
 export const ASSETS_NOTE = "formatting library not loaded";
 
@@ -39,6 +40,7 @@ export function statusText({ status, detail }) {
     case "done": return "Done";
     case "cancelled": return "Cancelled";
     case "error": return "Error";
+    case "continued below": return "Continued below";
     default: return String(status ?? "");
   }
 }

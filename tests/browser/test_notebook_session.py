@@ -1,6 +1,6 @@
 """In a real JupyterLab, the notebook tools end to end: the model lists the variables, inspects a DataFrame,
-asks to run code that plots (Approve is clicked: the figure shows in the %%chat cell, inline backend, and
-goes back to the model as an image part), asks to run more code (Deny is clicked: it never runs), answers.
+asks to run code that plots (Approve is clicked: the figure shows in the %%chat cell between what the
+reply said before and after it, inline backend, and goes back to the model as an image part), asks to run more code (Deny is clicked: it never runs), answers.
 
 The screenshots (the pending approval, the finished notebook) go to the test's tmp directory, or to
 $AGY_SCREENSHOT_DIR when set (to look at them).
@@ -11,7 +11,7 @@ import base64
 
 import pytest
 
-from agy_jupyter.testing import Reply
+from agy_jupyter.testing import Chunk, Reply
 
 NOTEBOOK = "notebook_session.ipynb"
 MEDIA_MODEL = "gemini-3-flash-preview"  # older models refuse images in tool results: theirs are left out
@@ -26,6 +26,7 @@ PLOT = ("import matplotlib.pyplot as plt\n"  # the notebook's own (inline) backe
         "print('plotted')\n"
         "df.units.sum()")
 DENIED = "denied_ran = True\ndf = df.iloc[:0]"
+LEAD_IN = "Let me plot the units per month."
 ANSWER = "Units peak in August (15) and total 107."
 CHECK = "print(repr(globals().get('denied_ran', 'undefined')), len(df))"
 START_CELL_JS = """(index) => {
@@ -41,7 +42,8 @@ START_CELL_JS = """(index) => {
 def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_page, fake_gemini, tmp_path):
     fake_gemini.enqueue(Reply.function_call("list_variables", {}, id="c1"),
                         Reply.function_call("inspect_variable", {"name": "df"}, id="c2"),
-                        Reply.function_call("run_python", {"code": PLOT}, id="c3"),
+                        Reply(chunks=[Chunk.text(LEAD_IN), Chunk.function_call("run_python", {"code": PLOT},
+                                                                               id="c3")]),
                         Reply.function_call("run_python", {"code": DENIED}, id="c4"),
                         Reply.text(ANSWER))
     lab.write_notebook(NOTEBOOK, [SETUP, "%%chat analyst\nWhat do my sales look like?", CHECK])
@@ -78,6 +80,12 @@ def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_pag
     assert "plotted" in text and "np.int64(107)" in text
     assert "Tool call run_python ok" in text and "Tool call run_python denied" in text
     assert text.count("Tool call") == 4
+    outputs = [o.text_content() for o in cell.locator(".jp-OutputArea-output").all()]
+    where = {what: next(i for i, o in enumerate(outputs) if what in o) for what in (LEAD_IN, ANSWER)}
+    where["plotted"] = outputs.index("plotted\n")  # the code's own stdout (the tool card above quotes it too)
+    figure_at = next(i for i, o in enumerate(cell.locator(".jp-OutputArea-output").all())
+                     if o.locator('img[src^="data:image/png"]').count())
+    assert where[LEAD_IN] < where["plotted"] < figure_at < where[ANSWER], (where, figure_at)
 
     lab_page.run_cell(2)
     assert lab_page.outputs_text(2).strip() == "'undefined' 12", "the denied code never ran"
