@@ -123,6 +123,25 @@ def test_blocked_prompt(fake, make_agent):
     assert history_is_valid(contents_for_model(agent.history()))
 
 
+def test_a_blocked_prompt_counts_its_usage_and_closes_the_stream(fake, make_agent):
+    agent = make_agent()
+    fake.enqueue(Reply.blocked("SAFETY").stall_after(1))  # left open, the server would keep the stream open
+    with pytest.raises(agy.SafetyBlocked):
+        agent.chat("something bad")
+    billed = agent.last_turn_usage()
+    assert billed.prompt_tokens > 0 and billed.calls == 1  # the API billed the prompt: so do we
+    assert agent.usage().prompt_tokens == billed.prompt_tokens
+    assert fake.wait_for_disconnect(2.0) is not None  # closed when the error surfaced, not at the server's end
+
+
+def test_an_error_mid_stream_counts_the_usage_already_received(fake, make_agent):
+    agent = make_agent()
+    fake.enqueue(Reply(chunks=[Chunk.text("Hello "), Chunk.text("world")]).drop_after(2))  # usage came, then a drop
+    with pytest.raises(agy.BackendError, match="mid-stream"):
+        agent.chat("hi")
+    assert agent.last_turn_usage().output_tokens > 0 and agent.usage().output_tokens > 0
+
+
 def test_safety_finish_reason_keeps_partial_and_ratings(fake, make_agent):
     agent = make_agent()
     fake.enqueue(Reply.text("Here is how to", chunks=2, finish_reason="SAFETY"))

@@ -31,6 +31,7 @@ from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
 from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, merge_same_role,
                       unanswered_calls)
 from .policies import PolicySet, warn_wholesale_allow
+from .stream_reader import StreamReader
 from .tool_calls import DENIED_PREFIX, ToolCaller
 from .turn import Turn, response_from_history
 from .worker_threads import RESOURCE_KEY as WORKER_THREADS, WorkerThreads
@@ -253,21 +254,17 @@ class GeminiSession:
             turn.set_status("thinking")
             try:
                 chunks = await self.backend.stream(self.config.model, contents, config)
-                async for chunk in chunks:
-                    check_prompt_feedback(chunk)
-                    if chunk.usage_metadata is not None:
-                        usage_metadata = chunk.usage_metadata
-                    candidate = chunk.candidates[0] if chunk.candidates else None
-                    if candidate is None:
-                        continue
-                    if candidate.finish_reason is not None:
-                        turn.finish_reason = enum_name(candidate.finish_reason)
-                        turn.ratings = candidate.safety_ratings
-                    turn.grounding.add(candidate)
-                    for part in (candidate.content.parts or []) if candidate.content else []:
-                        merger.add(part)
-                        self._emit_part(turn, part)
-            except Exception as exc:
+                # an early exit (a blocked prompt, an error of ours, a cancel) closes the HTTP stream
+                async with StreamReader(chunks) as reader:
+                    async for chunk in reader:
+                        if chunk.usage_metadata is not None:  # first: a chunk that raises below was billed too
+                            usage_metadata = chunk.usage_metadata
+                        check_prompt_feedback(chunk)
+                        self._read_chunk(turn, merger, chunk)
+            except BaseException as exc:
+                turn.usage += Usage.from_metadata(usage_metadata)  # what the failed call was billed
+                if not isinstance(exc, Exception):
+                    raise  # a cancel
                 if merger.parts:
                     raise  # mid-stream: the turn keeps the partial reply and reports the error
                 if is_rate_limit(exc):
@@ -294,6 +291,18 @@ class GeminiSession:
                             grounding=turn.end_call())
             self.messages.append(reply)
             return reply
+
+    def _read_chunk(self, turn: Turn, merger: Any, chunk: types.GenerateContentResponse) -> None:
+        candidate = chunk.candidates[0] if chunk.candidates else None
+        if candidate is None:
+            return
+        if candidate.finish_reason is not None:
+            turn.finish_reason = enum_name(candidate.finish_reason)
+            turn.ratings = candidate.safety_ratings
+        turn.grounding.add(candidate)
+        for part in (candidate.content.parts or []) if candidate.content else []:
+            merger.add(part)
+            self._emit_part(turn, part)
 
     async def _wait_for_quota(self, turn: Turn) -> None:
         remaining = self.quota.remaining()
