@@ -83,6 +83,31 @@ def test_persistent_500_gives_up_with_a_backend_error(fake, make_agent):
     assert caught.value.status == 500 and len(fake.requests) == 4  # first try + 3 bounded retries
 
 
+def test_a_connection_reset_before_any_answer_is_retried(fake, make_agent):
+    agent = make_agent()
+    fake.enqueue(Reply.connection_reset(), Reply.connection_reset(), Reply.text("through"))
+    assert agent.chat("hi").text == "through"  # the request had no effect: retried with backoff
+    assert len(fake.requests) == 3
+
+
+def test_connection_resets_give_up_with_a_backend_error(fake, make_agent):
+    agent = make_agent()
+    fake.enqueue(*[Reply.connection_reset()] * 4)
+    with pytest.raises(agy.BackendError, match="before the reply"):
+        agent.chat("hi")
+    assert len(fake.requests) == 4  # first try + 3 bounded retries
+    fake.enqueue(Reply.text("fine"))
+    assert agent.chat("again").text == "fine"
+
+
+def test_a_drop_after_the_answer_began_is_not_retried(fake, make_agent):
+    agent = make_agent()
+    fake.enqueue(Reply.text("Hello").drop_after(0))  # headers sent: the request may have had its effect
+    with pytest.raises(agy.BackendError):
+        agent.chat("hi")
+    assert len(fake.requests) == 1
+
+
 def test_400_is_not_retried(fake, make_agent):
     agent = make_agent()
     fake.enqueue(Reply.error(400, message="model not found"))

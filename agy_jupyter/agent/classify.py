@@ -44,6 +44,32 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 TRANSPORT_ERRORS = _transport_errors()
 
 
+def _connection_failures() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [ConnectionRefusedError, ConnectionResetError]
+    for module_name in ("httpx", "httpx2"):
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        found += [module.ConnectError, module.ConnectTimeout, module.ReadError]
+    try:
+        import aiohttp
+        found += [aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError]
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_CONNECTION_FAILURES = _connection_failures()
+_NO_RESPONSE = "without sending a response"  # httpx's RemoteProtocolError when the server closed at once
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """The connection was refused, reset or closed before the server answered. Only meaningful when no chunk
+    came: such a request had no effect, so it may be retried. A body cut short after the headers is not one."""
+    return isinstance(exc, _CONNECTION_FAILURES) or (isinstance(exc, TRANSPORT_ERRORS) and _NO_RESPONSE in str(exc))
+
+
 def enum_name(value: Any) -> str | None:
     if value is None:
         return None

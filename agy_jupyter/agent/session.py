@@ -23,8 +23,8 @@ from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
 from . import server_tools
 from .backend import GeminiBackend, resolve_credentials
-from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_rate_limit,
-                       is_retryable_server_error, response_headers)
+from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_connection_failure,
+                       is_rate_limit, is_retryable_server_error, response_headers)
 from .config import AgentConfig
 from .content import quick_parts, to_parts
 from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
@@ -278,7 +278,9 @@ class GeminiSession:
                                              violations=verdict.violations) from None
                     turn.stream.emit(QuotaWait(self.quota.record_quota_hit(verdict.retry_after)))
                     continue
-                if is_retryable_server_error(exc) and server_errors < MAX_SERVER_RETRIES:
+                # a 5xx, or a connection refused / reset before any answer (the request had no effect)
+                retryable = is_retryable_server_error(exc) or (usage_metadata is None and is_connection_failure(exc))
+                if retryable and server_errors < MAX_SERVER_RETRIES:
                     server_errors += 1
                     await asyncio.sleep(backoff_delay(server_errors, SERVER_BACKOFF_BASE, SERVER_BACKOFF_MAX))
                     continue

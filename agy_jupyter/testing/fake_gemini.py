@@ -39,6 +39,7 @@ import json
 import re
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -321,7 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(rec, lambda: self._send_json(500, {"error": {
                 "code": 500, "message": message, "status": "INTERNAL"}}))
             return
-        if plan.is_error:
+        if plan.reset:
+            self._reset_connection()
+        elif plan.is_error:
             self._respond(rec, lambda: self._serve_error(plan))
         elif rec.stream:
             self._respond(rec, lambda: self._serve_stream(plan))
@@ -465,6 +468,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write_chunk(self, data: bytes) -> None:
         self._write(_chunk(data))
+
+    def _reset_connection(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0) before sending anything."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
 
     def _hang_up(self) -> None:
         """Close the TCP connection mid-response (FIN, so bytes already sent are still delivered)."""

@@ -371,6 +371,7 @@ class Plan:
     drop_at: int | None = None
     stall_at: int | None = None
     malformed_at: int | None = None
+    reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -390,6 +391,7 @@ class Reply:
     drop_at: int | None = None       # set by drop_after()
     stall_at: int | None = None      # set by stall_after()
     malformed_at: int | None = None  # set by malformed_after()
+    reset: bool = False              # set by connection_reset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chunks", tuple(self.chunks))
@@ -466,6 +468,12 @@ class Reply:
         """Send `n` chunks, then the event ``data: {not json`` and end the response."""
         return replace(self, malformed_at=int(n))
 
+    @classmethod
+    def connection_reset(cls) -> "Reply":
+        """Reset the TCP connection before any byte of the reply (a server restarting, a full listen backlog):
+        the request had no effect, so a client may retry it."""
+        return cls(reset=True)
+
     def with_(self, **changes: Any) -> "Reply":
         """A copy with fields changed, e.g. ``reply.with_(delay=0.1, ttft=0.5)``."""
         return replace(self, **changes)
@@ -529,7 +537,7 @@ class Reply:
     def render(self, request: "RecordedRequest") -> Plan:
         """Turn this reply into concrete response bodies for `request`."""
         plan = Plan(ttft=max(0.0, float(self.ttft)), delay=max(0.0, float(self.delay)),
-                    drop_at=self.drop_at, stall_at=self.stall_at, malformed_at=self.malformed_at)
+                    drop_at=self.drop_at, stall_at=self.stall_at, malformed_at=self.malformed_at, reset=self.reset)
         if self.error_spec is not None:
             plan.status = self.error_spec.code
             plan.is_error = True
