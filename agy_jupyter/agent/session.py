@@ -19,6 +19,7 @@ from google.genai import types
 from ..runtime.errors import (AgentBusy, AgyError, ConfigError, InboxFull, PolicyDenied, QuotaExhausted,
                                RuntimeClosed, TurnRefused)
 from ..runtime.quota import backoff_delay, classify_quota_error
+from ..runtime import secrets
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
 from . import server_tools
@@ -59,6 +60,7 @@ class GeminiSession:
         self.loop = services.loop
         api_key = config.api_key.get_secret_value() if config.api_key else None
         self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
+        secrets.remember(self.credentials.api_key)  # redacted from errors and logs from now on
         server_tools.check_backend(config.gemini_tools, config.all_tools(), self.credentials.kind)
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
         self.policies = PolicySet(config.policies, config.default_policy)  # this agent's own copy

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .secrets import redact
+
 
 class AgyError(Exception):
     """Base of every agy_jupyter error. `hint` says what the user can do about it."""
@@ -10,10 +12,11 @@ class AgyError(Exception):
     hint: str = ""
 
     def __init__(self, message: str, *, hint: str | None = None, operation: str | None = None):
+        message = redact(str(message))  # an API error may quote the request, key included
         super().__init__(message)
         self.message = message
         if hint is not None:
-            self.hint = hint
+            self.hint = redact(hint)
         self.operation = operation
 
     def with_operation(self, operation: str) -> "AgyError":
