@@ -144,6 +144,36 @@ def test_approve_click_resumes_the_tool(kernel, fresh):
     assert "<p>It is 5.</p>" in static_copy(execution)["text/html"]
 
 
+def test_only_a_well_formed_decision_on_the_approvals_own_view_counts(kernel, fresh):
+    name = new_name()
+    kernel.run(f"%agent create {name} --tools add --policy ask")
+    fresh.enqueue(Reply.function_call("add", {"a": 2, "b": 3}, id="c1"), Reply.text("It is 5."))
+    runs_before = kernel.run("print(len(tool_started))").text()
+    before = len(kernel.frontend.opened["ApprovalView"])
+    execution = kernel.execute(f"%%chat {name}\nWhat is 2+3?", wait=False)
+    comm = _approval_comm(kernel, before)
+    forged = [(stream_comm(kernel, execution), {"type": "decision", "approved": True, "always": True}),  # another view
+              (comm, {"type": "decision", "approved": "false"}),  # a string, truthy: not a decision
+              (comm, {"type": "decision", "approved": 1}),
+              (comm, {"type": "approve"}),
+              (comm, ["decision", True])]
+    for target, content in forged:
+        kernel.send_comm(target, content)
+    time.sleep(0.5)
+    assert not execution.done.is_set() and len(fresh.requests) == 1  # still waiting for a real answer
+    kernel.send_comm(comm, {"type": "decision", "approved": False, "reason": "no", "always": False})
+    kernel.wait(execution)
+    kernel.send_comm(comm, {"type": "decision", "approved": True, "always": True})  # after it was settled
+    time.sleep(0.3)
+    assert "no" in fresh.requests[1].function_response("c1")["error"]
+    assert kernel.run("print(len(tool_started))").text() == runs_before  # the tool never ran
+    fresh.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c2"), Reply.text("?"))
+    again = kernel.execute(f"%%chat {name}\n1+1", wait=False)
+    assert _approval_comm(kernel, before + 1)  # the late "always" allowed nothing: it asks again
+    kernel.interrupt()
+    kernel.wait(again)
+
+
 def test_deny_with_a_reason_reaches_the_model(kernel, fresh):
     name = new_name()
     kernel.run(f"%agent create {name} --tools add --policy ask")

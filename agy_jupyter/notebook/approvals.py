@@ -9,17 +9,25 @@ over with call_soon_threadsafe. Nothing waits for a click that cannot come: unle
 renders this very view within `render_grace` (a tab that showed an earlier reply may be closed by
 now), or if nobody answers within `approval_timeout`, the call is decided without the user and the
 reason goes back to the model.
+
+Only this view's comm message decides, and only once: a decision whose `approved` is not a JSON boolean, one
+that arrives after the call was settled (answered, timed out, cancelled) and any message of another type
+are ignored and logged. Model output never reaches this path: text or a tool result claiming approval is
+just text (tests/test_forged_approvals.py).
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from ..agent.policies import Approval, ApprovalRequest
 from .live_reply import DisplaySettings, LiveReply
 from .presence import RenderedBy, front_ends, sender_session
 from .widgets import ApprovalView
+
+log = logging.getLogger(__name__)
 
 
 def non_interactive(request: ApprovalRequest, settings: DisplaySettings,
@@ -55,15 +63,16 @@ class CellApprover:
         rendered = RenderedBy()
 
         def on_message(_widget: Any, content: Any, _buffers: Any) -> None:  # main thread: hand over only
-            if not isinstance(content, dict):
-                return
-            if content.get("type") == "rendered":
+            kind = content.get("type") if isinstance(content, dict) else None
+            if kind == "rendered":
                 rendered.mark(sender_session())
-            elif content.get("type") == "decision":
-                answer = Approval(approved=bool(content.get("approved")), reason=str(content.get("reason") or "") or None,
-                                  always=bool(content.get("always")),
+            elif kind == "decision" and isinstance(content.get("approved"), bool):
+                answer = Approval(approved=content["approved"], reason=str(content.get("reason") or "") or None,
+                                  always=content.get("always") is True,
                                   always_scope="args" if content.get("scope") == "args" else "tool")
-                loop.call_soon_threadsafe(_settle_once, decided, answer)
+                loop.call_soon_threadsafe(_settle_once, decided, answer, request.tool)
+            else:  # a decision must say approved: true or false, nothing that merely looks like it
+                log.warning("agy: ignored a message on the approval view of %r: %.200r", request.tool, content)
 
         def show() -> ApprovalView:  # main thread
             view = ApprovalView(agent=request.agent, tool=request.tool, state="pending",
@@ -119,6 +128,8 @@ def _preview_trait(preview: dict[str, Any] | None) -> dict[str, str]:
     return {key: str(preview.get(key) or "") for key in ("kind", "text", "language")}
 
 
-def _settle_once(decided: asyncio.Future, answer: Approval) -> None:
-    if not decided.done():  # a second click (two front ends) changes nothing
-        decided.set_result(answer)
+def _settle_once(decided: asyncio.Future, answer: Approval, tool: str) -> None:
+    if decided.done():  # a second click (two front ends), or a call already settled: changes nothing
+        log.warning("agy: ignored a decision for %r: the call is no longer pending", tool)
+        return
+    decided.set_result(answer)

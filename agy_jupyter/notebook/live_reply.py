@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -43,6 +44,8 @@ from .presence import RenderedBy, front_ends, sender_session
 from .transcript import CONTINUED, Transcript
 from .usage import usage_line
 from .widgets import StreamView, ensure_assets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class LiveReply:
             self.loop.call_soon_threadsafe(self._replay, widget, context=self._ctx.copy())
         elif kind == "stop":
             self.on_stop()
+        else:  # e.g. an approval decision sent to the reply's view: only the approval's own view decides
+            log.warning("agy: ignored a message on the reply view of %r: %.200r", self.transcript.agent, content)
 
     def add_view(self, view: Any) -> None:
         """Show another widget (an approval) under the reply; main thread only (`self.main.call`)."""
