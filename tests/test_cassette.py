@@ -23,6 +23,7 @@ from agy_jupyter.runtime.quota import QuotaRegistry
 from agy_jupyter.testing import (Cassette, CassetteMismatchError, Chunk, FakeGemini, Reply, Usage, record,
                                  replay)
 from agy_jupyter.testing.cassette import SCRUBBED, first_difference
+from agy_jupyter.testing.recorder import default_upstream
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "gemini-2.5-flash"
@@ -191,6 +192,22 @@ def test_requests_match_the_first_equal_recording_not_only_the_next(tmp_path, ke
     assert len(fake.cassette_mismatches) == 1
 
 
+def test_default_upstream_is_where_google_genai_would_send_requests(tmp_path, key_env, monkeypatch):
+    sdk_client = genai.Client(api_key=PLANTED_KEY)  # no GOOGLE_GEMINI_BASE_URL here: the SDK's own default
+    assert default_upstream() == sdk_client._api_client._http_options.base_url.rstrip("/") + "/" \
+        and default_upstream().startswith("https://")
+    sdk_client.close()
+    with FakeGemini() as upstream:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", upstream.url)  # e.g. a local model server
+        with record(tmp_path / "local.json") as recorder:
+            assert recorder.upstream == upstream.url
+            with genai.Client(api_key=PLANTED_KEY) as client:  # reads the variable record() set
+                assert client.models.generate_content(model=MODEL, contents="via env").text == "You said: via env"
+        assert os.environ["GOOGLE_GEMINI_BASE_URL"] == upstream.url  # put back
+    assert [r.last_user_text for r in upstream.requests] == ["via env"]
+    assert len(Cassette.load(tmp_path / "local.json").interactions) == 1
+
+
 @pytest.fixture
 def timed_cassette(tmp_path, key_env):
     """One streamed reply with 0.1 s before each of 5 events; returns (path, recorded seconds)."""
@@ -294,3 +311,25 @@ def test_cli_replay_of_a_clean_session_exits_zero(recorded):
     proc, url, banner = _start_cli("--cassette", str(path))
     code, out, err = _stop_cli(proc)
     assert code == 0 and "3 recorded interactions" in banner, (code, banner, err)
+
+
+# ----------------------------------------------------------------------------- a notebook in CI
+def test_a_notebook_recorded_once_runs_headless_from_its_cassette(tmp_path, key_env):
+    """The tutorial-notebook flow: record with a key once, then CI runs it offline (nbclient)."""
+    from test_notebook_headless import SETUP, run_notebook  # tests/ is on sys.path (pytest prepend mode)
+
+    cells = [SETUP, "%config AgyMagics.headless_approval = 'allow'", "%agent create helper --tools add",
+             "%%chat helper -o answer\nWhat is 20 + 22?", "print(answer)"]
+    path = tmp_path / "notebook.json"
+    with FakeGemini() as upstream, record(path, upstream=upstream.url):
+        upstream.enqueue(Reply.function_call("add", {"a": 20, "b": 22}, id="c1"),
+                         Reply.text("20 + 22 = 42", chunks=3, delay=0.02))
+        recorded = run_notebook(cells)
+    assert recorded.cells[4].outputs[0]["text"] == "20 + 22 = 42\n"
+    with replay(path, complete=True) as fake:  # GEMINI_API_KEY is fake-key now: no real key in CI
+        replayed = run_notebook(cells)
+    assert replayed.cells[4].outputs[0]["text"] == "20 + 22 = 42\n"
+    assert fake.requests[1].function_response("c1") == {"result": 42}  # the tool really ran again
+    static = [[o["data"]["text/plain"] for o in nb.cells[3].outputs if o.get("output_type") == "display_data"]
+              for nb in (recorded, replayed)]
+    assert static[0] == static[1] and static[0]

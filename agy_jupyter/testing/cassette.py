@@ -177,22 +177,25 @@ class Cassette:
         return target
 
 
-def format_json(value: Any, indent: int = 0, compact_key: str = "events") -> str:
-    """Pretty JSON, except that each item of an ``events`` list stays on one line."""
+def format_json(value: Any, indent: int = 0, compact_key: str = "events", width: int = 110) -> str:
+    """Pretty JSON that stays short: a value that fits on its line is written on one line, and each
+    item of an ``events`` list gets a line of its own."""
+    compact = json.dumps(value, ensure_ascii=False)
+    if not isinstance(value, (dict, list)) or not value or indent + len(compact) <= width:
+        return compact
     pad, inner = " " * indent, " " * (indent + 2)
-    if isinstance(value, dict) and value:
-        items = []
-        for key, item in value.items():
-            if key == compact_key and isinstance(item, list) and item:
-                lines = ",\n".join(inner + "  " + json.dumps(e, ensure_ascii=False) for e in item)
-                text = "[\n" + lines + "\n" + inner + "]"
-            else:
-                text = format_json(item, indent + 2, compact_key)
-            items.append(f"{inner}{json.dumps(key, ensure_ascii=False)}: {text}")
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, list) and value:
-        return "[\n" + ",\n".join(inner + format_json(v, indent + 2, compact_key) for v in value) + "\n" + pad + "]"
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[\n" + ",\n".join(inner + format_json(v, indent + 2, compact_key, width) for v in value) + \
+            "\n" + pad + "]"
+    items = []
+    for key, item in value.items():
+        if key == compact_key and isinstance(item, list) and item:
+            lines = ",\n".join(inner + "  " + json.dumps(e, ensure_ascii=False) for e in item)
+            text = "[\n" + lines + "\n" + inner + "]"
+        else:
+            text = format_json(item, indent + 2, compact_key, width)
+        items.append(f"{inner}{json.dumps(key, ensure_ascii=False)}: {text}")
+    return "{\n" + ",\n".join(items) + "\n" + pad + "}"
 
 
 # --------------------------------------------------------------------------- matching
