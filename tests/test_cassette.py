@@ -5,6 +5,7 @@ real google-genai client, driven by agy_jupyter.Agent.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from google import genai
@@ -206,6 +208,61 @@ def test_default_upstream_is_where_google_genai_would_send_requests(tmp_path, ke
         assert os.environ["GOOGLE_GEMINI_BASE_URL"] == upstream.url  # put back
     assert [r.last_user_text for r in upstream.requests] == ["via env"]
     assert len(Cassette.load(tmp_path / "local.json").interactions) == 1
+
+
+def test_errors_and_broken_streams_replay_as_recorded(tmp_path, key_env):
+    path = tmp_path / "faults.json"
+
+    def session(client) -> list:
+        seen = []
+        with pytest.raises(errors.ClientError) as quota:
+            client.models.generate_content(model=MODEL, contents="too often")
+        seen.append((quota.value.code, quota.value.details["error"]["details"]))
+        texts = []
+        with pytest.raises(Exception) as broken:  # the transport's protocol error, after the chunks read
+            for chunk in client.models.generate_content_stream(model=MODEL, contents="long"):
+                texts.append(chunk.text)
+        seen.append((texts, type(broken.value).__name__))
+        return seen
+
+    with FakeGemini() as upstream, record(path, upstream=upstream.url, set_env=False) as recorder:
+        upstream.enqueue(Reply.error(429, retry_delay=2.0, retry_after=2),
+                         Reply.text("one two three four", chunks=4).drop_after(2))
+        with genai.Client(api_key=PLANTED_KEY, http_options=types.HttpOptions(base_url=recorder.url)) as client:
+            recorded = session(client)
+    assert len(recorded[1][0]) == 2  # two chunks, then the connection broke
+    interactions = Cassette.load(path).interactions
+    assert interactions[0].response["headers"] == {"Retry-After": "2"}
+    assert interactions[1].response["dropped"] is True
+    with FakeGemini(cassette=path) as fake, fake.client() as client:
+        assert session(client) == recorded
+
+
+def _read_one_event_and_leave(base_url: str) -> bytes:
+    """A client that cancels: reads the first SSE event, then closes the connection."""
+    url = urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    conn.request("POST", f"/v1/models/{MODEL}:streamGenerateContent?alt=sse", headers={
+        "Content-Type": "application/json", "x-goog-api-key": PLANTED_KEY},
+        body=json.dumps({"contents": [{"role": "user", "parts": [{"text": "long story"}]}]}))
+    response = conn.getresponse()
+    first = response.readline()
+    conn.close()
+    return first
+
+
+def test_a_cancelled_stream_is_recorded_as_cancelled(tmp_path, key_env):
+    path = tmp_path / "cancel.json"
+    with FakeGemini() as upstream, record(path, upstream=upstream.url, set_env=False) as recorder:
+        upstream.enqueue(Reply.text("a long story told slowly", chunks=20, delay=0.05))
+        first = _read_one_event_and_leave(recorder.url)
+        assert upstream.wait_for_disconnect(timeout=5) is not None  # the proxy hung up upstream too
+    response = Cassette.load(path).interactions[0].response
+    assert response["cancelled"] is True and 1 <= len(response["events"]) < 20
+    with FakeGemini(cassette=path) as fake:
+        assert _read_one_event_and_leave(fake.url) == first
+        gone = fake.wait_for_disconnect(timeout=5)  # it waited for the client to go, as upstream did
+    assert gone is not None and 1 <= gone.chunks_sent <= len(response["events"])
 
 
 @pytest.fixture

@@ -199,6 +199,14 @@ def _header_secrets(headers: Any) -> set[str]:
     return found
 
 
+def _cut_short(response: http.client.HTTPResponse) -> bool:
+    """Did the body end before its end? readline() returns b"" for both; http.client's counters differ
+    (chunked: `chunk_left` becomes None only after the last chunk; else `length` bytes were missing)."""
+    if response.chunked:
+        return response.chunk_left is not None
+    return bool(response.length)
+
+
 def _json_or_text(data: bytes) -> Any:
     try:
         return json.loads(data) if data else None
@@ -305,6 +313,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                         break
                 lines = []
                 if not line:
+                    if _cut_short(upstream):
+                        raise http.client.IncompleteRead(b"")
                     self._write_chunk(b"")  # the zero-length chunk ends the body
                     break
         except (http.client.HTTPException, OSError):
