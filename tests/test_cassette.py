@@ -129,9 +129,9 @@ def test_cassette_file_is_versioned_readable_json(recorded):
         "thoughtsTokenCount"] == 9
 
 
-def test_key_never_reaches_the_cassette(tmp_path, key_env):
+def test_key_never_reaches_the_cassette_or_the_log(tmp_path, key_env, capfd):
     path = tmp_path / "keys.json"
-    with FakeGemini() as upstream, record(path, upstream=upstream.url, set_env=False) as recorder:
+    with FakeGemini() as upstream, record(path, upstream=upstream.url, set_env=False, log=True) as recorder:
         with genai.Client(api_key=PLANTED_KEY, http_options=types.HttpOptions(base_url=recorder.url)) as client:
             client.models.generate_content(model=MODEL, contents=f"my key is {GOOGLE_SHAPED}, and {PLANTED_KEY}")
         other_key = "query-key-5d1e0b"  # a key sent as ?key= (older clients, curl examples)
@@ -142,8 +142,10 @@ def test_key_never_reaches_the_cassette(tmp_path, key_env):
             assert json.loads(answer.read())["candidates"][0]["content"]["parts"][0]["text"] == "You said: hi"
         assert [r.api_key for r in upstream.requests] == [PLANTED_KEY, other_key]
     text = path.read_text()
+    log = capfd.readouterr().err
+    assert f"generateContent?key={SCRUBBED}" in log  # the request line was logged, without the key
     for secret in (PLANTED_KEY, other_key, GOOGLE_SHAPED):
-        assert secret not in text
+        assert secret not in text and secret not in log
     data = json.loads(text)
     assert data["interactions"][0]["request"]["body"]["contents"][0]["parts"][0]["text"] == \
         f"my key is {SCRUBBED}, and {SCRUBBED}"
@@ -267,10 +269,12 @@ def test_a_cancelled_stream_is_recorded_as_cancelled(tmp_path, key_env):
 
 @pytest.fixture
 def timed_cassette(tmp_path, key_env):
-    """One streamed reply with 0.1 s before each of 5 events; returns (path, recorded seconds)."""
+    """One streamed reply with 0.2 s before each of 5 events; returns (path, recorded seconds).
+
+    Long enough that the loose bounds below hold on a loaded machine (the SDK needs ~1 ms here)."""
     path = tmp_path / "timed.json"
     with FakeGemini() as upstream, record(path, upstream=upstream.url, set_env=False) as recorder:
-        upstream.enqueue(Reply.text("one two three four five", chunks=5, delay=0.1, ttft=0.1))
+        upstream.enqueue(Reply.text("one two three four five", chunks=5, delay=0.2, ttft=0.2))
         with genai.Client(api_key=PLANTED_KEY, http_options=types.HttpOptions(base_url=recorder.url)) as client:
             assert "".join(c.text for c in client.models.generate_content_stream(model=MODEL, contents="go")) \
                 == "one two three four five"
@@ -287,7 +291,7 @@ def replay_seconds(path, speed) -> tuple[float, list[str]]:
 
 def test_speed_realtime_keeps_the_recorded_timing_and_fast_does_not(timed_cassette):
     path, recorded = timed_cassette
-    assert recorded >= 0.45  # 5 x 0.1 s, as the proxy saw it
+    assert recorded >= 0.95  # 5 x 0.2 s, as the proxy saw it
     realtime, texts = replay_seconds(path, "realtime")
     assert len(texts) == 5 and "".join(texts) == "one two three four five"
     fast, fast_texts = replay_seconds(path, "fast")
@@ -350,7 +354,8 @@ def test_cli_records_and_replays(tmp_path, key_env):
             assert client.models.generate_content(model=MODEL, contents="question").text == "recorded answer"
         code, out, err = _stop_cli(proc)
     assert code == 0, err
-    assert "1 interaction" in out and PLANTED_KEY not in path.read_text()
+    assert "1 interaction" in out and "generateContent" in err  # the request log
+    assert PLANTED_KEY not in path.read_text() + out + err
 
     proc, url, _ = _start_cli("--cassette", str(path), "--speed", "realtime")
     with genai.Client(api_key="anything", http_options=types.HttpOptions(base_url=url)) as client:

@@ -93,8 +93,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def _record(args: argparse.Namespace) -> int:
+    try:
+        recorder = Recorder(args.record, args.upstream, host=args.host, port=args.port, log=not args.quiet)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     done = _stop_signals()
-    recorder = Recorder(args.record, args.upstream, host=args.host, port=args.port, log=not args.quiet).start()
+    recorder.start()
     print(f"Recording {recorder.upstream} into {args.record}", flush=True)
     for name, value in recorder.env().items():
         print(f"{name}={value}", flush=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import sys
@@ -33,7 +34,7 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .cassette import REPLAYED_HEADERS, Cassette, Interaction, environment_secrets
+from .cassette import REPLAYED_HEADERS, SCRUBBED, Cassette, Interaction, environment_secrets, scrub
 from .fake_gemini import _PATH_RE, read_request_body
 from .replay import patched_environ
 
@@ -44,6 +45,7 @@ UPSTREAM_TIMEOUT = 600.0  # seconds without a byte from upstream before giving u
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailer", "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"})
 _RESPONSE_DROPPED = _HOP_BY_HOP | {"content-encoding"}
+_QUERY_KEY_RE = re.compile(r"([?&]key=)[^&\s]*")
 
 
 def default_upstream() -> str:
@@ -222,8 +224,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     server: _ProxyServer
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.recorder.log:
-            sys.stderr.write(f"[recorder] {format % args}\n")
+        recorder = self.server.recorder
+        if recorder.log:  # the request line may carry ?key=: the log gets the scrubbed form
+            with recorder._lock:
+                secrets = set(recorder._secrets)
+            text = scrub(_QUERY_KEY_RE.sub(r"\1" + SCRUBBED, format % args), secrets)
+            sys.stderr.write(f"[recorder] {text}\n")
 
     def do_GET(self) -> None:
         self._proxy()
