@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -141,12 +142,16 @@ def test_key_never_reaches_the_cassette_or_the_log(tmp_path, key_env, capfd):
         with urllib.request.urlopen(request) as answer:
             assert json.loads(answer.read())["candidates"][0]["content"]["parts"][0]["text"] == "You said: hi"
         assert [r.api_key for r in upstream.requests] == [PLANTED_KEY, other_key]
+        with pytest.raises(urllib.error.HTTPError) as listing:  # not a model method: passed on, not recorded
+            urllib.request.urlopen(f"{recorder.url}/v1beta/models?key={other_key}")
+        assert listing.value.code == 404 and "not found" in listing.value.read().decode()
     text = path.read_text()
     log = capfd.readouterr().err
     assert f"generateContent?key={SCRUBBED}" in log  # the request line was logged, without the key
     for secret in (PLANTED_KEY, other_key, GOOGLE_SHAPED):
         assert secret not in text and secret not in log
     data = json.loads(text)
+    assert len(data["interactions"]) == 2
     assert data["interactions"][0]["request"]["body"]["contents"][0]["parts"][0]["text"] == \
         f"my key is {SCRUBBED}, and {SCRUBBED}"
     assert data["interactions"][1]["request"]["path"] == f"/v1beta/models/{MODEL}:generateContent"
@@ -180,14 +185,18 @@ def test_first_difference_names_the_path():
 
 
 def test_requests_match_the_first_equal_recording_not_only_the_next(tmp_path, key_env):
-    """Agents running side by side may ask in another order than when recorded."""
+    """Agents running side by side may ask in another order than when recorded; countTokens replays too."""
     path = tmp_path / "two.json"
     with FakeGemini() as upstream, record(path, upstream=upstream.url, set_env=False) as recorder:
         with genai.Client(api_key=PLANTED_KEY, http_options=types.HttpOptions(base_url=recorder.url)) as client:
             for prompt in ("first", "second"):
                 client.models.generate_content(model=MODEL, contents=prompt)
-    with pytest.raises(CassetteMismatchError, match="request 2 has no recording left"):
+            assert client.models.count_tokens(model=MODEL, contents="count me please").total_tokens == 3
+    text = path.read_text()
+    path.write_text(text.replace('"totalTokens": 3', '"totalTokens": 999'))  # served from the file, not computed
+    with pytest.raises(CassetteMismatchError, match="request 3 has no recording left"):
         with FakeGemini(cassette=path) as fake, fake.client() as client:
+            assert client.models.count_tokens(model=MODEL, contents="count me please").total_tokens == 999
             assert client.models.generate_content(model=MODEL, contents="second").text == "You said: second"
             assert client.models.generate_content(model=MODEL, contents="first").text == "You said: first"
             with pytest.raises(errors.ClientError) as refused:  # both used: nothing left to answer with

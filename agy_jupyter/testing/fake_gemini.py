@@ -311,16 +311,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(rec, lambda: self._send_json(400, {"error": {
                 "code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}))
             return
-        if rec.method == "countTokens":
-            tokens = estimate_tokens(rec.contents)
-            self._respond(rec, lambda: self._send_json(200, {
-                "totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}))
-            return
         player = self.fake._player
         if player is not None:  # replaying a cassette: it answers everything, countTokens included
             self._serve_plan(rec, player.plan_for(action=rec.method, model=rec.model, body=body, index=rec.index,
                                                   secrets=[api_key] if api_key else []))
             self.fake._report_mismatches()
+            return
+        if rec.method == "countTokens":
+            tokens = estimate_tokens(rec.contents)
+            self._respond(rec, lambda: self._send_json(200, {
+                "totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]}))
             return
         refusal = _tool_mix_refusal(rec)
         if refusal is not None:  # the real API refuses such a request before any reply: none is used up

@@ -11,8 +11,10 @@ The proxy listens on 127.0.0.1 and forwards every request unchanged (the client'
 included) to `upstream` (any base URL: the Gemini API, a local model server, a FakeGemini), then
 relays the reply as it arrives: SSE events are passed on one by one, so streaming and timing
 stay what the client would see without the proxy, and each event is written down with the time
-it arrived. The cassette is saved after every finished reply (atomically) and on stop, with
-credentials scrubbed (see :mod:`.cassette`). The default upstream is where google-genai itself
+it arrived. Model methods (``/v1*/models/M:action``) are recorded; anything else is passed through
+unrecorded (a replay could not answer it). The cassette is saved after every finished reply
+(atomically) and on stop, with credentials scrubbed (see :mod:`.cassette`); a reply still
+streaming at stop is added when it finishes. The default upstream is where google-genai itself
 would send the request: ``GOOGLE_GEMINI_BASE_URL`` when set, else the SDK's own default base URL.
 
 Requests go out with ``Accept-Encoding: identity`` so the SSE stream can be read as it comes.
@@ -147,10 +149,14 @@ class Recorder:
             secrets = set(self._secrets)
         self.cassette.save(self.path, secrets)
 
-    def _begin(self, request: dict[str, Any], secrets: set[str]) -> _Pending:
-        pending = _Pending(request)
+    def _learn(self, secrets: set[str]) -> None:
+        """Credentials seen in a request: scrubbed from the cassette and the log from now on."""
         with self._lock:
             self._secrets |= secrets
+
+    def _begin(self, request: dict[str, Any]) -> _Pending:
+        pending = _Pending(request)
+        with self._lock:
             self._pending.append(pending)
         return pending
 
@@ -260,16 +266,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     "code": 502, "message": f"recording proxy: cannot reach {recorder.upstream}: {exc}",
                     "status": "UNAVAILABLE"}}).encode(), {"Content-Type": "application/json"})
                 return
-            pending = recorder._begin(request, _header_secrets(self.headers) | query_keys)
+            recorder._learn(_header_secrets(self.headers) | query_keys)
+            # Only model methods are recorded: they are what a replay (FakeGemini) answers.
+            pending = recorder._begin(request) if match else None
             try:
                 if upstream.status == 200 and "event-stream" in (upstream.getheader("Content-Type") or ""):
                     response = self._relay_stream(upstream, arrival)
                 else:
                     response = self._relay_whole(upstream, arrival)
             except BaseException:
-                recorder._forget(pending)
+                if pending is not None:
+                    recorder._forget(pending)
                 raise
-            recorder._finish(pending, response)
+            if pending is not None:
+                recorder._finish(pending, response)
         finally:
             conn.close()
 
