@@ -19,6 +19,9 @@ would send the request: ``GOOGLE_GEMINI_BASE_URL`` when set, else the SDK's own 
 
 Requests go out with ``Accept-Encoding: identity`` so the SSE stream can be read as it comes.
 One upstream connection per request: simple, and the TLS handshake is small next to a model reply.
+Measured here (2 shared cores, under load): a 2,000-event burst from a FakeGemini reached the SDK
+in 0.7-1.2 s directly and 1.0-1.6 s through the proxy, i.e. about 0.3 ms per event, while a real
+model's events arrive tens of milliseconds apart; that burst makes a 375 KB cassette.
 """
 from __future__ import annotations
 
