@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -323,6 +324,21 @@ def test_bad_cassettes_and_speeds_say_what_to_do(tmp_path):
     (tmp_path / "empty.json").write_text('{"format": "agy_jupyter cassette", "version": 1, "interactions": []}')
     with pytest.raises(ValueError, match="'fast', 'realtime' or a number"):
         FakeGemini(cassette=tmp_path / "empty.json", speed="slow")
+
+
+def test_recorder_says_when_it_cannot_reach_upstream(tmp_path, key_env):
+    with pytest.raises(ValueError, match="give a base URL"):
+        record(tmp_path / "x.json", upstream="ftp://example.invalid")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+    port = closed.getsockname()[1]
+    closed.close()
+    with record(tmp_path / "down.json", upstream=f"http://127.0.0.1:{port}", set_env=False) as recorder:
+        with genai.Client(api_key=PLANTED_KEY, http_options=types.HttpOptions(base_url=recorder.url)) as client:
+            with pytest.raises(errors.ServerError) as failed:
+                client.models.generate_content(model=MODEL, contents="hi")
+    assert failed.value.code == 502 and f"cannot reach http://127.0.0.1:{port}" in str(failed.value)
+    assert Cassette.load(tmp_path / "down.json").interactions == []  # no reply, nothing recorded
 
 
 # ----------------------------------------------------------------------------- command line

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -92,6 +91,7 @@ class Recorder:
         self.host, self.port = host, port
         self.set_env, self.log = set_env, log
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._secrets: set[str] = environment_secrets()
         self._server: ThreadingHTTPServer | None = None
@@ -148,9 +148,11 @@ class Recorder:
         return Cassette(done, upstream=self.upstream)
 
     def save(self) -> None:
-        with self._lock:
-            secrets = set(self._secrets)
-        self.cassette.save(self.path, secrets)
+        # One save at a time: two replies finishing together must not let the older snapshot land last.
+        with self._save_lock:
+            with self._lock:
+                secrets = set(self._secrets)
+            self.cassette.save(self.path, secrets)
 
     def _learn(self, secrets: set[str]) -> None:
         """Credentials seen in a request: scrubbed from the cassette and the log from now on."""
@@ -256,10 +258,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                    "action": match["method"] if match else None, "body": _json_or_text(body)}
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Accept-Encoding"] = "identity"
+        recorder._learn(_header_secrets(self.headers) | query_keys)
+        # Only model methods are recorded: they are what a replay (FakeGemini) answers. Taking the
+        # place now keeps the cassette in the order requests arrived.
+        pending = recorder._begin(request) if match else None
         target = recorder._target
         conn_type = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
-        conn = conn_type(target.hostname, target.port, timeout=UPSTREAM_TIMEOUT,
-                         **({"context": ssl.create_default_context()} if target.scheme == "https" else {}))
+        conn = conn_type(target.hostname, target.port, timeout=UPSTREAM_TIMEOUT)  # HTTPS verifies certificates
+        response = None
         try:
             try:
                 conn.request(self.command, target.path + self.path, body=body or None, headers=headers)
@@ -269,22 +275,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     "code": 502, "message": f"recording proxy: cannot reach {recorder.upstream}: {exc}",
                     "status": "UNAVAILABLE"}}).encode(), {"Content-Type": "application/json"})
                 return
-            recorder._learn(_header_secrets(self.headers) | query_keys)
-            # Only model methods are recorded: they are what a replay (FakeGemini) answers.
-            pending = recorder._begin(request) if match else None
-            try:
-                if upstream.status == 200 and "event-stream" in (upstream.getheader("Content-Type") or ""):
-                    response = self._relay_stream(upstream, arrival)
-                else:
-                    response = self._relay_whole(upstream, arrival)
-            except BaseException:
-                if pending is not None:
-                    recorder._forget(pending)
-                raise
-            if pending is not None:
-                recorder._finish(pending, response)
+            if upstream.status == 200 and "event-stream" in (upstream.getheader("Content-Type") or ""):
+                response = self._relay_stream(upstream, arrival)
+            else:
+                response = self._relay_whole(upstream, arrival)
         finally:
             conn.close()
+            if pending is not None:
+                recorder._finish(pending, response) if response is not None else recorder._forget(pending)
 
     def _response_headers(self, upstream: http.client.HTTPResponse) -> dict[str, str]:
         return {k: v for k, v in upstream.getheaders() if k.lower() not in _RESPONSE_DROPPED}
