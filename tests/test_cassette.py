@@ -26,7 +26,7 @@ from agy_jupyter import Runtime, RuntimeConfig
 from agy_jupyter.runtime.quota import QuotaRegistry
 from agy_jupyter.testing import (Cassette, CassetteMismatchError, Chunk, FakeGemini, Reply, Usage, record,
                                  replay)
-from agy_jupyter.testing.cassette import SCRUBBED, first_difference
+from agy_jupyter.testing.cassette import SCRUBBED, first_difference, scrub
 from agy_jupyter.testing.recorder import default_upstream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +185,13 @@ def test_first_difference_names_the_path():
     assert first_difference({"a": 1}, {"a": 1.0}) is None and first_difference({"a": True}, {"a": 1}) is not None
 
 
+def test_scrub_replaces_credentials_wherever_they_are_but_not_short_words():
+    value = {"text": f"a {PLANTED_KEY} b", PLANTED_KEY: [f"x{PLANTED_KEY}x", 3], "k": "x marks the spot"}
+    assert scrub(value, [PLANTED_KEY, "x"]) == {
+        "text": f"a {SCRUBBED} b", SCRUBBED: [f"x{SCRUBBED}x", 3], "k": "x marks the spot"}
+    assert PLANTED_KEY not in Cassette([], upstream=f"http://h/?k={PLANTED_KEY}").dumps([PLANTED_KEY])
+
+
 def test_requests_match_the_first_equal_recording_not_only_the_next(tmp_path, key_env):
     """Agents running side by side may ask in another order than when recorded; countTokens replays too."""
     path = tmp_path / "two.json"
@@ -289,7 +296,7 @@ def timed_cassette(tmp_path, key_env):
             assert "".join(c.text for c in client.models.generate_content_stream(model=MODEL, contents="go")) \
                 == "one two three four five"
     [interaction] = Cassette.load(path).interactions
-    return path, interaction.response["events"][-1]["t"]
+    return path, interaction.duration
 
 
 def replay_seconds(path, speed) -> tuple[float, list[str]]:

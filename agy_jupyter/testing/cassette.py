@@ -5,8 +5,9 @@ A cassette is a versioned, human-readable JSON file holding each model request a
 every SSE event with the time it arrived (seconds after the request). The key is never in it:
 ``key=`` query parameters and all request headers are dropped, and every credential value the
 recorder saw (the ``x-goog-api-key`` header, ``?key=``, an ``Authorization`` bearer token,
-``GEMINI_API_KEY`` / ``GOOGLE_API_KEY``) and anything shaped like a Google API key (``AIza…``)
-is replaced by ``<scrubbed>`` anywhere in the file; a save that would still contain one raises.
+``GEMINI_API_KEY`` / ``GOOGLE_API_KEY``; 8 characters or more: a local server's key ``"x"`` is no
+credential) and anything shaped like a Google API key (``AIza…``) is replaced by ``<scrubbed>``
+anywhere in the file; a save that would still contain one raises.
 
 Record with :func:`agy_jupyter.testing.record` (a proxy, see :mod:`.recorder`); replay with
 ``FakeGemini(cassette="session.json", speed="fast")`` or ``python -m agy_jupyter.testing
@@ -65,6 +66,8 @@ SCRUBBED = "<scrubbed>"
 # The shape of a Google API key: scrubbed even when the recorder never saw it as a credential.
 _GOOGLE_KEY_RE = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
 _KEY_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# Shorter "keys" (a local server's "x") are not credentials, and replacing every "x" would wreck the file.
+MIN_SECRET_LENGTH = 8
 # Response headers worth replaying (the quota layer reads Retry-After); everything else is transport.
 REPLAYED_HEADERS = ("retry-after",)
 
@@ -78,10 +81,14 @@ def environment_secrets(environ: Any = None) -> set[str]:
     return {env[name].strip() for name in _KEY_ENV_VARS if env.get(name, "").strip()}
 
 
+def _credentials(secrets: Iterable[str]) -> set[str]:
+    return {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+
+
 def scrub(value: Any, secrets: Iterable[str]) -> Any:
     """A copy of JSON-like `value` with every secret (and anything shaped like a Google key) replaced."""
     # Longest first, so a secret that contains another is replaced whole.
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    ordered = sorted(_credentials(secrets), key=len, reverse=True)
 
     def clean(text: str) -> str:
         for secret in ordered:
@@ -157,7 +164,7 @@ class Cassette:
 
     def dumps(self, secrets: Iterable[str] = ()) -> str:
         """The file's text, scrubbed; ValueError if a secret would still be in it."""
-        secrets = {s for s in secrets if s}
+        secrets = _credentials(secrets)
         text = format_json(scrub(self.to_json(), secrets))
         # The structural scrub saw decoded strings; check the encoded text too before anything is written.
         if any(s in text or json.dumps(s)[1:-1] in text for s in secrets) or _GOOGLE_KEY_RE.search(text):
