@@ -95,8 +95,8 @@ def recorded(tmp_path, key_env, new_runtime):
     path = tmp_path / "session.json"
     with FakeGemini() as upstream:
         script(upstream)
-        with record(path, upstream=upstream.url) as recorder:
-            assert os.environ["GOOGLE_GEMINI_BASE_URL"] == recorder.url
+        with record(path, upstream=upstream) as recorder:
+            assert os.environ["GOOGLE_GEMINI_BASE_URL"] == recorder.url and recorder.upstream == upstream.url
             turns = run_session(new_runtime())
         assert upstream.pending == 0 and len(upstream.requests) == 3
         assert {r.api_key for r in upstream.requests} == {PLANTED_KEY}  # the proxy passed the key on

@@ -80,9 +80,10 @@ class _Pending:
 class Recorder:
     """The recording proxy. See the module docstring; `record()` is the usual way to make one."""
 
-    def __init__(self, path: str | os.PathLike, upstream: str | None = None, *, host: str = "127.0.0.1",
+    def __init__(self, path: str | os.PathLike, upstream: Any = None, *, host: str = "127.0.0.1",
                  port: int = 0, set_env: bool = False, log: bool = False):
         self.path = os.fspath(path)
+        upstream = getattr(upstream, "url", upstream)  # a running FakeGemini (or anything with .url) will do
         self.upstream = (upstream or default_upstream()).rstrip("/")
         target = urlsplit(self.upstream)
         if target.scheme not in ("http", "https") or not target.hostname:
@@ -354,10 +355,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return False
 
 
-def record(path: str | os.PathLike, upstream: str | None = None, *, set_env: bool = True,
+def record(path: str | os.PathLike, upstream: Any = None, *, set_env: bool = True,
            log: bool = False) -> Recorder:
     """Record a session to the cassette at `path`: ``with record("session.json"): ...``.
 
+    `upstream`: a base URL (or a running FakeGemini); default: where google-genai would send requests.
     Inside the block GOOGLE_GEMINI_BASE_URL points at the proxy (unless ``set_env=False``), so
     agents created there are recorded; their key is passed upstream and never written.
     """
