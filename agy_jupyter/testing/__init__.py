@@ -7,9 +7,22 @@
         client = fake.client()
         ...
 
+Record a real session once and replay it offline (see :mod:`.cassette` and :mod:`.recorder`)::
+
+    from agy_jupyter.testing import record, replay
+
+    with record("session.json"):            # through a proxy to the real API, key scrubbed
+        ...
+    with replay("session.json"):            # a FakeGemini answering from the cassette
+        ...
+
 Run it standalone with ``python -m agy_jupyter.testing --help``.
 """
+from .cassette import Cassette, CassetteMismatch, CassetteMismatchError
 from .fake_gemini import Disconnect, FakeGemini, RecordedRequest, normalize_keys
+from .recorder import Recorder, record
+from .replay import replay
 from .replies import Chunk, Reply, Usage
 
-__all__ = ["FakeGemini", "Reply", "Chunk", "Usage", "RecordedRequest", "Disconnect", "normalize_keys"]
+__all__ = ["FakeGemini", "Reply", "Chunk", "Usage", "RecordedRequest", "Disconnect", "normalize_keys",
+           "record", "replay", "Recorder", "Cassette", "CassetteMismatch", "CassetteMismatchError"]

@@ -3,6 +3,8 @@
     python -m agy_jupyter.testing [--port N] [--host 127.0.0.1]
                                   [--reply-text TEXT | --echo] [--chunks N] [--delay S] [--ttft S]
                                   [--script FILE.json] [--quiet]
+    python -m agy_jupyter.testing --cassette FILE.json [--speed fast|realtime|N]
+    python -m agy_jupyter.testing --record FILE.json [--upstream URL]
 
 It prints the base URL and the environment lines to set, e.g.::
 
@@ -15,6 +17,14 @@ from ``--script`` (a JSON list of replies, format in
 :mod:`agy_jupyter.testing.replies`), then the default reply: ``--reply-text``, or
 (the default, ``--echo``) ``"You said: <last user text>"``. ``--chunks``,
 ``--delay`` and ``--ttft`` shape the default reply.
+
+``--cassette`` replays a recorded session instead (see :mod:`agy_jupyter.testing.cassette`);
+a request the cassette does not hold is answered with HTTP 400 naming the difference, logged
+to stderr, and makes the exit status 1. ``--record`` runs the recording proxy in front of
+``--upstream`` (default: where google-genai would send requests) and writes the cassette as
+replies finish; it prints only ``GOOGLE_GEMINI_BASE_URL`` (your own key is used, never written).
+To run a notebook headless against a cassette, start ``--cassette`` in the background, export
+the two variables it prints, then start the kernel (nbclient, ``jupyter execute``).
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ import threading
 from typing import Sequence
 
 from .fake_gemini import FakeGemini
+from .recorder import Recorder
 from .replies import Reply
 
 
@@ -43,11 +54,88 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--script", metavar="FILE.json",
                         help='JSON list of replies served first, or {"replies": [...], "default": {...}}')
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--cassette", metavar="FILE.json", help="replay this recorded session")
+    source.add_argument("--record", metavar="FILE.json",
+                        help="record a session through a proxy to --upstream into FILE.json")
+    parser.add_argument("--speed", default="fast",
+                        help="replay timing: fast (default), realtime, or N (N times faster than recorded)")
+    parser.add_argument("--upstream", metavar="URL",
+                        help="with --record: the server to record (default: google-genai's base URL)")
     return parser.parse_args(argv)
+
+
+def _stop_signals() -> threading.Event:
+    """An Event set by Ctrl-C or SIGTERM; installed before the address is printed, so a caller that
+    reads the address and stops us at once gets a clean exit."""
+    done = threading.Event()
+    # Handle SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and
+    # SIGTERM (e.g. from a test harness) should stop as cleanly as Ctrl-C.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    return done
+
+
+def _serve_until_stopped(done: threading.Event, stop) -> None:
+    """Block until `done` is set, then call `stop`."""
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while not done.wait(0.5):  # a timed wait keeps Ctrl-C responsive
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _record(args: argparse.Namespace) -> int:
+    try:
+        recorder = Recorder(args.record, args.upstream, host=args.host, port=args.port, log=not args.quiet)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = _stop_signals()
+    recorder.start()
+    print(f"Recording {recorder.upstream} into {args.record}", flush=True)
+    for name, value in recorder.env().items():
+        print(f"{name}={value}", flush=True)
+    _serve_until_stopped(done, recorder.stop)
+    print(f"Saved {_plural(len(recorder.cassette.interactions), 'interaction')} to {args.record}", flush=True)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        fake = FakeGemini(host=args.host, port=args.port, cassette=args.cassette, speed=args.speed,
+                          log=not args.quiet)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = _stop_signals()
+    fake.start()
+    print(f"FakeGemini replaying {_plural(len(fake.cassette.interactions), 'recorded interaction')} "
+          f"from {args.cassette} at {fake.url}", flush=True)
+    for name, value in fake.env().items():
+        print(f"{name}={value}", flush=True)
+    _serve_until_stopped(done, fake.stop)
+    if fake.cassette_mismatches:
+        print(f"{_plural(len(fake.cassette_mismatches), 'request')} did not match the cassette:", file=sys.stderr)
+        for mismatch in fake.cassette_mismatches:
+            print(f"  {mismatch}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.record:
+        return _record(args)
+    if args.cassette:
+        return _replay(args)
     if args.reply_text is not None:
         default = Reply.text(args.reply_text, chunks=args.chunks, delay=args.delay, ttft=args.ttft)
     else:
@@ -65,26 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     fake = FakeGemini(host=args.host, port=args.port, default=default, log=not args.quiet)
     fake.enqueue(*scripted)
+    done = _stop_signals()
     fake.start()
-
-    done = threading.Event()
-    # Handle SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and
-    # SIGTERM (e.g. from a test harness) should stop as cleanly as Ctrl-C.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     print(f"FakeGemini serving at {fake.url}", flush=True)
     for name, value in fake.env().items():
         print(f"{name}={value}", flush=True)
     if scripted:
         print(f"{len(scripted)} scripted repl{'y' if len(scripted) == 1 else 'ies'} queued", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
-    try:
-        while not done.wait(0.5):  # a timed wait keeps Ctrl-C responsive
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
+    _serve_until_stopped(done, fake.stop)
     return 0
 
 

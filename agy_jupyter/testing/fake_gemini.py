@@ -28,6 +28,11 @@ Each generate request pops the next queued reply (FIFO) or uses ``fake.default``
 (echo: ``"You said: <last user text>"``). A queued item may be a :class:`Reply` or a
 callable ``(RecordedRequest) -> Reply``.
 
+Replay: ``FakeGemini(cassette="session.json", speed="fast")`` answers every model request
+(countTokens too) from a recorded cassette instead of the queue; a request the cassette does not
+hold gets an HTTP 400 naming the first differing field, is kept in ``fake.cassette_mismatches``,
+and makes ``verify_cassette()`` and the ``with`` block's exit raise. See :mod:`.cassette`.
+
 Disconnects: while the server waits (``ttft``, ``delay``, a stall) it ``select``s on
 the client socket and a wake-up socket instead of sleeping, so a client that goes
 away is noticed within milliseconds and ``stop()`` interrupts any wait at once.
@@ -47,10 +52,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
-from typing import Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
 from .replies import Plan, Reply, estimate_tokens
+
+if TYPE_CHECKING:  # pragma: no cover - cassette.py imports this module
+    from .cassette import Cassette, CassetteMismatch, CassettePlayer
 
 __all__ = ["FakeGemini", "RecordedRequest", "Disconnect", "ReplyLike", "normalize_keys", "to_camel"]
 
@@ -304,6 +312,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(rec, lambda: self._send_json(400, {"error": {
                 "code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}))
             return
+        player = self.fake._player
+        if player is not None:  # replaying a cassette: it answers everything, countTokens included
+            self._serve_plan(rec, player.plan_for(action=rec.method, model=rec.model, body=body, index=rec.index,
+                                                  secrets=[api_key] if api_key else []))
+            self.fake._report_mismatches()
+            return
         if rec.method == "countTokens":
             tokens = estimate_tokens(rec.contents)
             self._respond(rec, lambda: self._send_json(200, {
@@ -322,6 +336,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(rec, lambda: self._send_json(500, {"error": {
                 "code": 500, "message": message, "status": "INTERNAL"}}))
             return
+        self._serve_plan(rec, plan)
+
+    def _serve_plan(self, rec: RecordedRequest, plan: Plan) -> None:
         if plan.reset:
             self._reset_connection()
         elif plan.is_error:
@@ -391,7 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             # The pause before this event (or before the fault replacing it); slot 0 already had ttft.
             # _wait(0) still notices a client that has left.
-            self._wait(plan.delay if slot > 0 else 0.0)
+            self._wait(plan.pause_before(slot))
             if fires(plan.drop_at):
                 self._hang_up()
                 return
@@ -487,18 +504,23 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            data = bytearray()
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return bytes(data)
-                data += self.rfile.read(size)
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return read_request_body(self.headers, self.rfile)
+
+
+def read_request_body(headers: Any, rfile: Any) -> bytes:
+    """An HTTP request's body, sent with Content-Length or chunked (also used by the recording proxy)."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        data = bytearray()
+        while True:
+            size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(data)
+            data += rfile.read(size)
+            rfile.readline()
+    length = int(headers.get("Content-Length") or 0)
+    return rfile.read(length) if length else b""
 
 
 # --------------------------------------------------------------------------- the public object
@@ -506,7 +528,9 @@ class FakeGemini:
     """A fake Gemini API server running in a background thread. See the module docstring."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, default: ReplyLike | None = None,
-                 api_key: str = DEFAULT_API_KEY, log: bool = False):
+                 api_key: str = DEFAULT_API_KEY, log: bool = False, cassette: Any = None,
+                 speed: str | float = "fast"):
+        """`cassette`: a path (or a loaded Cassette) to replay; `speed`: "fast", "realtime" or N times faster."""
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -527,6 +551,11 @@ class FakeGemini:
         self._stopping = threading.Event()
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
+        self._player: CassettePlayer | None = None
+        self._mismatches_reported = 0
+        if cassette is not None:
+            from .cassette import CassettePlayer  # imported here: cassette.py imports this module
+            self._player = CassettePlayer(cassette, speed)
 
     # -- lifecycle
     def start(self) -> "FakeGemini":
@@ -575,8 +604,10 @@ class FakeGemini:
     def __enter__(self) -> "FakeGemini":
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self.stop()
+        if exc_type is None and self._player is not None:
+            self.verify_cassette()
 
     @property
     def running(self) -> bool:
@@ -644,6 +675,36 @@ class FakeGemini:
             self._disconnect_cursor = 0
             self._generation += 1
             self._changed.notify_all()
+
+    # -- replay
+    @property
+    def cassette(self) -> Cassette | None:
+        """The cassette being replayed (None when replies come from the queue)."""
+        return self._player.cassette if self._player is not None else None
+
+    @property
+    def cassette_mismatches(self) -> list[CassetteMismatch]:
+        """Requests the replayed cassette held no recording for (each was answered with HTTP 400)."""
+        return list(self._player.mismatches) if self._player is not None else []
+
+    def verify_cassette(self, complete: bool = False) -> None:
+        """Raise CassetteMismatchError if a request did not match; with `complete`, also if a recording
+        was never requested."""
+        if self._player is None:
+            raise RuntimeError("this FakeGemini is not replaying a cassette (pass cassette=...)")
+        from .cassette import CassetteMismatchError
+
+        unused = self._player.unused if complete else []
+        if self._player.mismatches or unused:
+            raise CassetteMismatchError(self._player.mismatches, unused)
+
+    def _report_mismatches(self) -> None:
+        """Say each new mismatch on stderr at once: a notebook's error cell may hide it."""
+        with self._lock:
+            new = self._player.mismatches[self._mismatches_reported:] if self._player is not None else []
+            self._mismatches_reported += len(new)
+        for mismatch in new:
+            sys.stderr.write(f"[fake-gemini] {mismatch}\n")
 
     # -- called by handler threads
     def _register_connection(self, conn: socket.socket) -> int:

@@ -372,6 +372,15 @@ class Plan:
     stall_at: int | None = None
     malformed_at: int | None = None
     reset: bool = False
+    delays: list[float] | None = None  # per-event pauses (a replayed cassette); replaces `delay` where given
+
+    def pause_before(self, slot: int) -> float:
+        """Seconds to wait before streamed event `slot` (slot 0 follows `ttft` directly)."""
+        if slot == 0:
+            return 0.0
+        if self.delays is not None and slot < len(self.delays):
+            return self.delays[slot]
+        return self.delay
 
 
 @dataclass(frozen=True)
