@@ -1,11 +1,20 @@
 """Shared fixtures: a fake Gemini server on 127.0.0.1 and a fresh runtime per test."""
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from agy_jupyter import Agent, Runtime, RuntimeConfig
 from agy_jupyter.runtime.quota import QuotaRegistry
 from agy_jupyter.testing import FakeGemini
+
+# The fuzz tests (test_fuzz.py) run the same cases every time here, so a run is reproducible; explore new
+# ones with HYPOTHESIS_PROFILE=explore (and AGY_FUZZ_EXAMPLES=2000).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 CREDENTIAL_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
                    "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "AGY_CHAT_TIMEOUT_SECS",

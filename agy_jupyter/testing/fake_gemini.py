@@ -395,6 +395,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._wait(plan.ttft)
         self._send_headers(200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
                                  "Cache-Control": "no-cache"})
+        if plan.raw is not None:
+            for piece in filter(None, plan.raw):  # an empty HTTP chunk would end the body
+                self._write_chunk(piece)
+                self._wait(0.001)  # apart, so the client reads them apart
+            self._write(b"0\r\n\r\n", final=True)
+            return
         events = plan.events
         for slot in range(len(events) + 1):  # slot len(events) = after the last event
             at_end = slot == len(events)

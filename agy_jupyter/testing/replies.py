@@ -372,6 +372,7 @@ class Plan:
     stall_at: int | None = None
     malformed_at: int | None = None
     reset: bool = False
+    raw: tuple[bytes, ...] | None = None  # the streamed body as these exact pieces (Reply.raw_sse)
     delays: list[float] | None = None  # per-event pauses (a replayed cassette); replaces `delay` where given
 
     def pause_before(self, slot: int) -> float:
@@ -401,6 +402,7 @@ class Reply:
     stall_at: int | None = None      # set by stall_after()
     malformed_at: int | None = None  # set by malformed_after()
     reset: bool = False              # set by connection_reset()
+    raw: tuple[bytes, ...] | None = None  # set by raw_sse()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chunks", tuple(self.chunks))
@@ -478,6 +480,14 @@ class Reply:
         return replace(self, malformed_at=int(n))
 
     @classmethod
+    def raw_sse(cls, body: bytes | str, split_at: Iterable[int] = ()) -> "Reply":
+        """Stream `body` exactly as given (anything: broken JSON, unknown fields, no candidates), written in
+        pieces cut at the offsets `split_at`, each its own HTTP chunk: for fuzzing what a client reads."""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        cuts = sorted({c for c in split_at if 0 < c < len(data)})
+        return cls(raw=tuple(data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])))
+
+    @classmethod
     def connection_reset(cls) -> "Reply":
         """Reset the TCP connection before any byte of the reply (a server restarting, a full listen backlog):
         the request had no effect, so a client may retry it."""
@@ -546,7 +556,8 @@ class Reply:
     def render(self, request: "RecordedRequest") -> Plan:
         """Turn this reply into concrete response bodies for `request`."""
         plan = Plan(ttft=max(0.0, float(self.ttft)), delay=max(0.0, float(self.delay)),
-                    drop_at=self.drop_at, stall_at=self.stall_at, malformed_at=self.malformed_at, reset=self.reset)
+                    drop_at=self.drop_at, stall_at=self.stall_at, malformed_at=self.malformed_at, reset=self.reset,
+                    raw=self.raw)
         if self.error_spec is not None:
             plan.status = self.error_spec.code
             plan.is_error = True
