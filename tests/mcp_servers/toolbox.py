@@ -13,6 +13,7 @@ import time
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.types import Image
+from mcp_types import ToolListChangedNotification
 
 server = MCPServer("toolbox")
 
@@ -73,21 +74,31 @@ def picture(count: int = 1, size: int = 64, format: str = "png") -> list:
     return [f"{count} picture(s)", *(Image(data=image_bytes(size, n), format=format) for n in range(count))]
 
 
+async def tools_changed(ctx: Context, scoped: bool) -> None:
+    """Tell the client the tool list changed: `scoped`, as part of this call (over HTTP on the call's own
+    stream, so before its result), or not (over HTTP on the session's standalone stream: it races the result)."""
+    if scoped:
+        await ctx.session.send_notification(ToolListChangedNotification(),
+                                            related_request_id=ctx.request_context.request_id)
+    else:
+        await ctx.session.send_tool_list_changed()
+
+
 @server.tool()
-async def grow(name: str, ctx: Context) -> str:
+async def grow(name: str, ctx: Context, scoped: bool = True) -> str:
     """Add a tool called `name` (it says its name back), then tell the client the tool list changed."""
     def added() -> str:
         return f"I am {name}"
     server.add_tool(added, name=name, description=f"the grown tool {name}")
-    await ctx.session.send_tool_list_changed()
+    await tools_changed(ctx, scoped)
     return f"grew {name}"
 
 
 @server.tool()
-async def shrink(name: str, ctx: Context) -> str:
+async def shrink(name: str, ctx: Context, scoped: bool = True) -> str:
     """Remove the tool called `name`, then tell the client the tool list changed."""
     server.remove_tool(name)
-    await ctx.session.send_tool_list_changed()
+    await tools_changed(ctx, scoped)
     return f"removed {name}"
 
 

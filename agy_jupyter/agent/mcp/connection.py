@@ -19,8 +19,12 @@ CONNECTION_CLOSED, measured: 25 ms after the server process exits).
 Changed tools. The connection initializes through the handshake (protocol 2025-11-25 with mcp 2.3),
 where a server announces a new tool set with `notifications/tools/list_changed` (2026-07-28
 connections use `subscriptions/listen` instead). The session's message handler marks the connection
-stale; `McpServers.refresh()`, run before each model call, lists the tools again, so that call
-declares the new set (a tool that sends the notification while it runs: the very next model call).
+stale; `McpServers.refresh()`, run before each model call, lists the tools again, so the first model
+call after the notification arrives declares the new set. A tool that announces the change as part
+of its call (`related_request_id`) is seen by the very next model call, over stdio and HTTP (50 of 50
+times measured, also under load). Over HTTP, a notification sent outside any request travels on the
+session's standalone stream and races the call's result: the next model call had it 50 of 50 times
+on an idle machine, 33-44 of 50 under load (4 processes on 2 cores); the one after that has it.
 A restarted server's tools are listed again the same way.
 """
 from __future__ import annotations
