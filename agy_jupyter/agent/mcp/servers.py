@@ -3,7 +3,8 @@
 The same spec is written three ways: `McpServer("fs", command=["python", "-m", "srv"])`,
 `McpServer("web", url="http://127.0.0.1:8000/mcp")`, or the string `"name=python -m srv"` /
 `"name=http://…"` that `--mcp` takes. Server names become the `server/` prefix of tool names, so they
-are short and plain.
+are short and plain. `restarts` (1 by default) is how often a server that died is started again, at
+the next call of one of its tools (connection.py).
 """
 from __future__ import annotations
 
