@@ -2,8 +2,10 @@
 MCPServer) over stdio and streamable HTTP, called by the model through the fake Gemini server."""
 from __future__ import annotations
 
+import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,11 +20,14 @@ from agy_jupyter import Approval, ConfigError, McpServer, allow, allow_all
 from agy_jupyter.agent.config import build_config
 from agy_jupyter.agent.directory import AgentDirectory
 from agy_jupyter.agent.mcp import parse_server
-from agy_jupyter.agent.mcp.tools import McpTool, declared_name, result_payload
+from agy_jupyter.agent.history import contents_for_model, history_is_valid
+from agy_jupyter.agent.mcp.tools import MAX_IMAGE_BYTES, MAX_IMAGES, McpTool, declared_name, result_payload
 from agy_jupyter.notebook.magics import AgyMagics
 from agy_jupyter.testing import Reply
 
 pytest.importorskip("mcp")
+
+from mcp_servers.toolbox import image_bytes  # noqa: E402  (the server's own images, to compare; tests/ is on the path)
 
 TOOLBOX = Path(__file__).parent / "mcp_servers" / "toolbox.py"
 STDIO = f"box={sys.executable} {TOOLBOX} stdio"
@@ -34,22 +39,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def http_toolbox():
-    """The toolbox over streamable HTTP in its own process; yields (url, process)."""
-    port = free_port()
+def start_http_toolbox(port: int) -> subprocess.Popen:
+    """The toolbox over streamable HTTP on 127.0.0.1:port, in its own process, once it listens."""
     process = subprocess.Popen([sys.executable, str(TOOLBOX), "http", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return process
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 pytest.fail("the HTTP toolbox did not start")
             time.sleep(0.05)
+
+
+@pytest.fixture
+def http_toolbox():
+    """The toolbox over streamable HTTP in its own process; yields (url, process)."""
+    port = free_port()
+    process = start_http_toolbox(port)
     yield f"http://127.0.0.1:{port}/mcp", process
     process.kill()
     process.wait(5)
@@ -189,18 +199,64 @@ def test_errors_and_big_outputs_from_the_server(fake, make_agent):
     assert len(big) < 600 and "output cut: 20000 characters" in big
 
 
-def test_a_server_that_crashes_mid_call_gives_a_clear_tool_error(fake, make_agent, runtime):
+def server_state(agent) -> dict:
+    [state] = agent.describe()["mcp_servers"]
+    return state
+
+
+def test_a_server_that_crashes_mid_call_gives_a_clear_tool_error_then_restarts_once(fake, make_agent, runtime):
     agent = make_agent("a", mcp_servers=[STDIO], policies=[allow_all()], tools=[lambda_free_add])
+    first = call(fake, agent, "box__pid", {})["result"]
     error = call(fake, agent, "box__crash", {})["error"]
     assert "MCP server 'box' is not running" in error and "crashing on purpose" in error
-    assert agent.last_turn().tool_calls[0].status == "error"
-    # the runtime and the agent go on: its other tools work, and the dead server's tools say why
+    assert "It will be started again at the next call of one of its tools" in error
+    assert agent.last_turn().tool_calls[0].status == "error"  # the call in flight is not repeated
+    # the runtime and the agent go on: its other tools work, and the server's tools start it again
     assert call(fake, agent, "lambda_free_add", {"a": 1, "b": 2}) == {"result": 3}
+    second = call(fake, agent, "box__pid", {})["result"]
+    assert second != first and alive(second) and not alive(first)
+    assert call(fake, agent, "box__echo", {"text": "x"}) == {"result": "echo: x"}
+    assert (server_state(agent)["running"], server_state(agent)["restarts_left"]) == (True, 0)
+    # once: a second death is final
+    error = call(fake, agent, "box__crash", {})["error"]
+    assert "is not running" in error and "cannot be used in this session" in error
     assert "is not running" in call(fake, agent, "box__echo", {"text": "x"})["error"]
-    [state] = agent.describe()["mcp_servers"]
+    state = server_state(agent)
     assert (state["server"], state["running"], "box/echo" in state["tools"]) == ("box", False, True)
-    assert "closed the connection" in state["gone"]
-    assert runtime.is_alive
+    assert "closed the connection" in state["gone"] and not alive(second)
+    assert runtime.is_alive and history_is_valid(contents_for_model(agent.history()))
+
+
+def test_a_server_that_died_between_calls_is_started_again_before_the_next_call(fake, make_agent):
+    agent = make_agent("a", mcp_servers=[STDIO], policies=[allow_all()])
+    first = call(fake, agent, "box__pid", {})["result"]
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server_state(agent)["running"]:  # its stdout ended: the connection saw it die
+        assert time.monotonic() < deadline, "the death of the server went unnoticed"
+        time.sleep(0.02)
+    assert "closed the connection" in server_state(agent)["gone"]
+    second = call(fake, agent, "box__pid", {})["result"]  # no error: this call was not in flight
+    assert second != first and alive(second) and server_state(agent)["restarts_left"] == 0
+
+
+def test_a_server_that_cannot_be_started_again_says_so(fake, make_agent, tmp_path):
+    server = McpServer("box", command=[sys.executable, str(TOOLBOX), "stdio", "--once", str(tmp_path / "started")])
+    agent = make_agent("a", mcp_servers=[server], policies=[allow_all()])
+    call(fake, agent, "box__crash", {})
+    error = call(fake, agent, "box__echo", {"text": "x"})["error"]
+    assert "MCP server 'box' died and could not be started again" in error
+    assert "refusing a second start" in error and "cannot be used in this session" in error
+    later = call(fake, agent, "box__echo", {"text": "x"})["error"]
+    assert "is not running: it died and could not be started again" in later
+    assert server_state(agent)["running"] is False
+
+
+def test_no_restarts_when_the_server_allows_none(fake, make_agent):
+    server = McpServer("box", command=[sys.executable, str(TOOLBOX), "stdio"], restarts=0)
+    agent = make_agent("a", mcp_servers=[server], policies=[allow_all()])
+    assert "cannot be used in this session" in call(fake, agent, "box__crash", {})["error"]
+    assert "is not running" in call(fake, agent, "box__echo", {"text": "x"})["error"]
 
 
 def test_a_call_that_times_out_leaves_the_server_usable(fake, make_agent):
@@ -267,14 +323,109 @@ def test_http_tools_reach_the_model(fake, make_agent, http_toolbox):
     assert "web__echo" in declared(fake.requests[0])
 
 
-def test_an_http_server_that_dies_mid_call_gives_a_clear_tool_error(fake, make_agent, runtime, http_toolbox):
+def test_an_http_server_that_dies_mid_call_gives_a_clear_tool_error_then_is_reconnected(fake, make_agent, runtime,
+                                                                                        http_toolbox):
     url, process = http_toolbox
-    agent = make_agent("a", mcp_servers=[f"web={url}"], policies=[allow_all()], tool_timeout=20)
+    agent = make_agent("a", mcp_servers=[McpServer("web", url=url, restarts=2)], policies=[allow_all()],
+                       tool_timeout=20)
     error = call(fake, agent, "web__crash", {})["error"]
-    assert "web" in error and process.wait(5) == 3
+    assert "MCP server 'web' is not running" in error and process.wait(5) == 3
     assert agent.last_turn().tool_calls[0].status == "error"
-    assert call(fake, agent, "web__echo", {"text": "x"}).get("error")
+    # nothing listens: the next call tries to connect again, and says why it could not
+    error = call(fake, agent, "web__echo", {"text": "x"})["error"]
+    assert "MCP server 'web' died and could not be started again" in error and "ConnectError" in error
+    # a server on that address again: the next call connects to it
+    again = start_http_toolbox(int(url.split(":")[2].split("/")[0]))
+    try:
+        assert call(fake, agent, "web__echo", {"text": "back"}) == {"result": "echo: back"}
+        assert server_state(agent)["running"] and server_state(agent)["restarts_left"] == 0
+    finally:
+        again.kill()
+        again.wait(5)
     assert runtime.is_alive
+
+
+# -- a server whose tools change ------------------------------------------------------------------
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_when_the_server_says_its_tools_changed_the_next_model_call_declares_the_new_set(fake, make_agent, transport,
+                                                                                         request):
+    spec = STDIO if transport == "stdio" else f"box={request.getfixturevalue('http_toolbox')[0]}"
+    agent = make_agent("a", mcp_servers=[spec], policies=[allow_all()])
+    before = len(fake.requests)  # the server announces the change as part of the call (the usual way)
+    assert call(fake, agent, "box__grow", {"name": "fresh"}) == {"result": "grew fresh"}
+    assert "box__fresh" not in declared(fake.requests[before])
+    assert "box__fresh" in declared(fake.requests[before + 1])  # the model call right after the tool ran
+    assert call(fake, agent, "box__fresh", {}) == {"result": "I am fresh"}
+    assert "box/fresh" in server_state(agent)["tools"]
+    before = len(fake.requests)
+    assert call(fake, agent, "box__shrink", {"name": "fresh"}) == {"result": "removed fresh"}
+    assert "box__fresh" not in declared(fake.requests[before + 1]) and "box__echo" in declared(fake.requests[before + 1])
+    assert "unknown tool 'box__fresh'" in call(fake, agent, "box__fresh", {})["error"]
+
+
+def test_a_change_announced_on_the_http_sessions_own_stream_is_declared_once_it_arrives(fake, make_agent, http_toolbox):
+    # not part of the call: it races the call's result (measured: under load the model call right after
+    # the tool missed it 6-34% of the time), so it is declared by the first model call after it arrives
+    agent = make_agent("a", mcp_servers=[f"box={http_toolbox[0]}"], policies=[allow_all()])
+    assert call(fake, agent, "box__grow", {"name": "later", "scoped": False}) == {"result": "grew later"}
+    deadline = time.monotonic() + 10
+    while "box__later" not in declared(fake.requests[-1]):
+        assert time.monotonic() < deadline, "the new tool was never declared"
+        time.sleep(0.05)
+        fake.enqueue(Reply.text("and now?"))
+        agent.chat("again")
+    assert call(fake, agent, "box__later", {}) == {"result": "I am later"}
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+def attached(part: dict) -> list[tuple[str, bytes]]:
+    """The media of a functionResponse (google-genai sends bytes url-safe base64 encoded)."""
+    return [(p["inlineData"]["mimeType"], base64.urlsafe_b64decode(p["inlineData"]["data"])) for p in part.get("parts", [])]
+
+
+def test_images_from_a_server_reach_the_model_as_media(fake, make_agent):
+    agent = make_agent("a", mcp_servers=[STDIO], policies=[allow_all()], model="gemini-3-flash-preview")
+    fake.enqueue(Reply.function_call("box__picture", {"count": 2, "size": 1000}, id="p1"), Reply.text("nice"))
+    agent.chat("draw")
+    part = fake.requests[1].function_response_part("p1")
+    assert attached(part) == [("image/png", image_bytes(1000, 0)), ("image/png", image_bytes(1000, 1))]
+    assert part["response"] == {"result": "2 picture(s)\n[image 1 (image/png, 1,000 bytes) attached]\n"
+                                          "[image 2 (image/png, 1,000 bytes) attached]"}
+
+
+def test_images_are_capped_in_count_and_a_model_without_tool_media_gets_a_note(fake, make_agent):
+    agent = make_agent("a", mcp_servers=[STDIO], policies=[allow_all()], model="gemini-3-flash-preview")
+    fake.enqueue(Reply.function_call("box__picture", {"count": MAX_IMAGES + 2}, id="p1"), Reply.text("ok"))
+    agent.chat("draw")
+    part = fake.requests[1].function_response_part("p1")
+    assert [data for _, data in attached(part)] == [image_bytes(64, n) for n in range(MAX_IMAGES)]
+    assert part["response"]["result"].count(f"not sent: at most {MAX_IMAGES} images per result") == 2
+    older = make_agent("b", mcp_servers=[STDIO], policies=[allow_all()])  # gemini-2.5: no media in tool results
+    before = len(fake.requests)
+    assert "not sent: this model does not take media" in call(fake, older, "box__picture", {})["media"]
+    assert attached(fake.requests[before + 1].function_response_part(f"call-{before}")) == []
+
+
+def test_image_caps_by_type_size_and_encoding():
+    from mcp_types import CallToolResult, ImageContent, TextContent
+    ok = base64.b64encode(b"\x89PNG-small").decode()
+    huge = "A" * (MAX_IMAGE_BYTES * 4 // 3 + 8)
+    result = CallToolResult(content=[TextContent(type="text", text="four"),
+                                     ImageContent(type="image", data=ok, mime_type="image/png"),
+                                     ImageContent(type="image", data=ok, mime_type="image/gif"),
+                                     ImageContent(type="image", data=huge, mime_type="image/jpeg"),
+                                     ImageContent(type="image", data="not base64!", mime_type="image/webp")])
+    payload = result_payload("box/pics", result, 10_000)
+    assert [(b.mime_type, b.data) for b in payload.media] == [("image/png", b"\x89PNG-small")]
+    lines = payload.value["result"].splitlines()
+    assert lines[0] == "four" and lines[1] == "[image 1 (image/png, 10 bytes) attached]"
+    assert "image/gif" in lines[2] and "not sent: the model reads image/png" in lines[2]
+    assert f"not sent: more than {MAX_IMAGE_BYTES:,} bytes" in lines[3]
+    assert "not sent: its data is not base64" in lines[4]
+    text_only = result_payload("box/t", CallToolResult(content=[TextContent(type="text", text="hi")]), 100)
+    assert text_only == {"result": "hi"}  # no images: a plain dict, as before
 
 
 # -- in a real kernel ---------------------------------------------------------------------------

@@ -202,6 +202,9 @@ def test_a_saved_conditional_rule_never_comes_back_wider():
     loaded = agy.AgentConfig.from_json(config.to_json())
     assert [(r.tool, r.decision, r.when) for r in loaded.policies] == [("t", Decision.ASK, None),
                                                                        ("u", Decision.DENY, None)]
+    vetoing = agy.AgentConfig(policies=[agy.allow("t", handler=print), agy.deny("u", handler=print)])
+    loaded = agy.AgentConfig.from_json(vetoing.to_json())
+    assert [(r.decision, r.handler) for r in loaded.policies] == [(Decision.ASK, None), (Decision.DENY, None)]
 
 
 # --- when= and per-rule handlers through an agent -------------------------------------------------
@@ -220,6 +223,94 @@ def test_when_and_a_per_rule_handler_through_an_agent(fake, make_agent):
     assert statuses == ["ok", "ok", "denied"]
     assert ran == [(1, 1), (20, 0)]
     assert asked_rule == [{"a": 20, "b": 0}, {"a": 30, "b": 5}] and asked_agent == []
+
+
+def test_an_allow_rules_handler_sees_each_call_and_may_veto_it(fake, make_agent):
+    tool, ran = counting()
+    seen, asked_agent = [], []
+
+    async def audit(request):  # async handlers run on the loop, sync ones on a worker thread
+        seen.append((request.tool, request.args))
+        if request.args["a"] >= 10:
+            return agy.Approval(approved=False, reason="a is capped at 10")
+        return None if request.args["b"] else True  # None: no objection
+
+    agent = make_agent(tools=[tool], policies=[agy.allow("add", handler=audit)],
+                       hooks=agy.Hooks(pre_tool=[lambda r: {**r.args, "b": r.args["b"] * 10}]),
+                       approval_handler=lambda request: asked_agent.append(request) or True)
+    call_add(fake, (1, 1), (2, 0), (30, 1))
+    records = [agent.chat("go").tool_calls[0] for _ in range(3)]
+    assert [(r.status, r.decided_by) for r in records] == [("ok", "policy"), ("ok", "policy"), ("denied", "policy")]
+    assert ran == [(1, 10), (2, 0)]
+    assert seen == [("add", {"a": 1, "b": 10}), ("add", {"a": 2, "b": 0}), ("add", {"a": 30, "b": 10})]  # as rewritten
+    assert fake.requests[5].function_response("c3")["error"] == "the call was denied: a is capped at 10"
+    assert asked_agent == []  # a veto is not a question for the user
+
+
+def test_an_allow_rules_handler_is_not_called_when_another_rule_or_a_hook_decides(fake, make_agent):
+    tool, ran = counting()
+    seen = []
+    agent = make_agent(tools=[tool], policies=[agy.allow("add", handler=lambda r: seen.append(r.args) or False),
+                                               agy.deny("add", "never with a=5", when=lambda args: args["a"] == 5)],
+                       hooks=agy.Hooks(pre_tool=[lambda r: True if r.args["a"] == 7 else None]))
+    call_add(fake, (5, 0), (7, 0), (1, 0))
+    assert [agent.chat("go").tool_calls[0].status for _ in range(3)] == ["denied", "ok", "denied"]
+    assert ran == [(7, 0)] and seen == [{"a": 1, "b": 0}]  # the deny rule won (5), the hook decided (7)
+
+
+def test_a_deny_rules_handler_is_told_and_cannot_undo_the_deny(fake, make_agent):
+    tool, ran = counting()
+    told = []
+    agent = make_agent(tools=[tool], policies=[agy.deny("add", "no adding", handler=lambda r: told.append(r) or True)],
+                       approval_handler=lambda request: True)
+    call_add(fake, (1, 2))
+    record = agent.chat("go").tool_calls[0]
+    assert (record.status, ran) == ("denied", [])
+    assert [(r.agent, r.tool, r.args, r.call_id) for r in told] == [("agent", "add", {"a": 1, "b": 2}, "c1")]
+    assert fake.requests[1].function_response("c1")["error"] == "the call was denied: no adding"
+
+
+def test_a_hook_asking_never_undoes_a_deny_rule(fake, make_agent):
+    tool, ran = counting()
+    asked = []
+    agent = make_agent(tools=[tool], policies=[agy.deny("add", "no")], hooks=agy.Hooks(pre_tool=[lambda r: "ask"]),
+                       approval_handler=lambda request: asked.append(request) or True)
+    call_add(fake, (1, 2))
+    assert agent.chat("go").tool_calls[0].status == "denied" and ran == [] and asked == []
+
+
+@pytest.mark.parametrize("make_rule", [
+    lambda handler: agy.allow("add", handler=handler),
+    lambda handler: agy.ask_user("add", handler=handler),
+    lambda handler: agy.deny("add", "no", handler=handler),
+], ids=["allow", "ask_user", "deny"])
+def test_a_rule_handler_that_fails_denies_is_reported_once_and_the_turns_go_on(fake, make_agent, caplog, make_rule):
+    caplog.set_level(logging.DEBUG, "agy_jupyter.agent.tool_calls")
+    tool, ran = counting()
+
+    def shaky(request):
+        raise ValueError("audit log is full")
+
+    agent = make_agent(tools=[tool], policies=[make_rule(shaky)], approval_handler=lambda request: True)
+    call_add(fake, (1, 1), (2, 2))
+    responses = [agent.chat("go") for _ in range(2)]
+    assert [r.text for r in responses] == ["done 1", "done 2"] and ran == []
+    assert all(r.tool_calls[0].status == "denied" for r in responses)
+    errors = [fake.requests[i].function_response(f"c{n}")["error"] for i, n in [(1, 1), (3, 2)]]
+    assert all(e.startswith("the call was denied: ") for e in errors)
+    if make_rule(None).decision is not Decision.DENY:  # a deny keeps its own reason
+        assert "shaky failed (ValueError: audit log is full)" in errors[0]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "shaky" in r.getMessage()]
+    assert len(warnings) == 1 and "audit log is full" in warnings[0].getMessage()
+    assert history_is_valid(contents_for_model(agent.history()))
+
+
+def test_a_rule_handler_must_answer_with_an_approval_a_bool_or_none(fake, make_agent):
+    tool, ran = counting()
+    agent = make_agent(tools=[tool], policies=[agy.allow("add", handler=lambda request: "yes")])
+    call_add(fake, (1, 1))
+    assert agent.chat("go").tool_calls[0].status == "denied" and ran == []
+    assert "returned str; return an Approval or a bool" in fake.requests[1].function_response("c1")["error"]
 
 
 def test_a_predicate_that_raises_denies_the_call(fake, make_agent):

@@ -39,6 +39,21 @@ Offload = Callable[..., Awaitable[Any]]  # WorkerThreads.call: sync callables on
 _FAILED = object()  # the answer of a hook that raised
 
 
+def callable_name(func: Any) -> str:
+    return getattr(func, "__name__", None) or repr(func)
+
+
+def report_failure(reported: set[int], func: Any, what: str, outcome: str, exc: BaseException,
+                   logger: logging.Logger = log) -> None:
+    """Log that a user callable raised: a warning the first time, debug lines after (no flood).
+    `reported` holds the id() of the callables already reported."""
+    if id(func) in reported:
+        logger.debug("agy %s failed again: %r", what, exc)
+        return
+    reported.add(id(func))
+    logger.warning("agy %s failed: %r (%s; later failures of it are not reported)", what, exc, outcome)
+
+
 @dataclass(frozen=True)
 class ToolVerdict:
     """What the pre_tool hooks said: a decision (or None), why, and the arguments to use."""
@@ -66,13 +81,7 @@ class Hooks(BaseModel):
         try:
             return await offload(hook, *args)
         except Exception as exc:
-            name = getattr(hook, "__name__", repr(hook))
-            if id(hook) in self._reported:
-                log.debug("agy hook %s %s failed again: %r", point, name, exc)
-            else:
-                self._reported.add(id(hook))
-                log.warning("agy hook %s %s failed: %r (it is skipped; later failures of this hook are not "
-                            "reported)", point, name, exc)
+            report_failure(self._reported, hook, f"hook {point} {callable_name(hook)}", "it is skipped", exc)
             return _FAILED
 
     async def run(self, point: str, *args: Any, offload: Offload = call_inline) -> list[Any]:

@@ -19,6 +19,23 @@ arguments, `when(args)`, or the arguments and a `CallInfo` (tool name, effect, w
 
 "Always allow" from an approval is not a rule in this ranking: it is a standing answer to the question
 (`PolicySet.grants`), consulted only when a call would ask. So it never overrides a deny.
+
+Per-rule handlers. Every rule takes `handler=`, a sync or async callable given the call's
+ApprovalRequest when that rule decides the call (not when another rule wins, nor when a pre_tool hook
+decided first). A handler can make its rule's outcome stricter, never wider:
+
+    allow(tool, handler=h)     h may veto: False or Approval(approved=False, reason=...) denies the call
+                               (the reason goes to the model); None, True or an approval lets it run.
+                               Use it to audit what runs, or for checks a `when=` cannot express.
+    ask_user(tool, handler=h)  h answers the question instead of the agent's approval handler:
+                               an Approval or a bool, as approval handlers do.
+    deny(tool, handler=h)      h is told (to audit or alert); its answer is ignored: nothing undoes a deny.
+
+A handler that raises (or answers something else than the above) denies the call: it fails closed.
+The model gets a tool error, the turn goes on, and the failure is logged once per handler (a warning
+the first time, debug lines after), as hooks are. The Antigravity SDK's pre_tool_call_decide hooks
+can deny a call or rewrite its arguments; here rewriting belongs to pre_tool hooks (hooks.py), which
+run before the policies, so a handler always sees the arguments that will run.
 """
 from __future__ import annotations
 
@@ -74,9 +91,9 @@ def _takes_call_info(predicate: Callable) -> bool:
 class PolicyRule(BaseModel):
     """One rule: what to do when the model calls `tool` ("*" or a glob such as "files/*" is a wildcard).
 
-    `when`: a predicate on the call (see the module doc); `handler`: the approval handler an ask rule
-    uses instead of the agent's. Neither can be saved: a saved rule with a predicate comes back
-    unconditional and never wider than it was (a conditional allow comes back as ask).
+    `when`: a predicate on the call; `handler`: called when this rule decides a call (see the module
+    doc). Neither can be saved: a saved rule with either comes back without it and never wider than it
+    was (a conditional allow, or an allow with a handler that could veto, comes back as ask).
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -89,7 +106,8 @@ class PolicyRule(BaseModel):
 
     @model_serializer
     def _saved(self) -> dict[str, Any]:
-        decision = Decision.ASK if self.when is not None and self.decision is Decision.ALLOW else self.decision
+        narrowed = self.when is not None or self.handler is not None
+        decision = Decision.ASK if narrowed and self.decision is Decision.ALLOW else self.decision
         return {"tool": self.tool, "decision": decision.value, "reason": self.reason}
 
     @property
@@ -117,14 +135,16 @@ class PolicyRule(BaseModel):
         return bool(self.when(args, call) if _takes_call_info(self.when) else self.when(args))
 
 
-def allow(tool: str, when: Callable[..., Any] | None = None) -> PolicyRule:
-    """Run calls of `tool` (that `when` accepts) without asking."""
-    return PolicyRule(tool=tool, decision=Decision.ALLOW, when=when)
+def allow(tool: str, when: Callable[..., Any] | None = None,
+          handler: "RuleHandler | None" = None) -> PolicyRule:
+    """Run calls of `tool` (that `when` accepts) without asking; `handler` sees each and may veto it."""
+    return PolicyRule(tool=tool, decision=Decision.ALLOW, when=when, handler=handler)
 
 
-def deny(tool: str, reason: str | None = None, when: Callable[..., Any] | None = None) -> PolicyRule:
-    """Refuse calls of `tool` (that `when` accepts); `reason` goes back to the model."""
-    return PolicyRule(tool=tool, decision=Decision.DENY, reason=reason, when=when)
+def deny(tool: str, reason: str | None = None, when: Callable[..., Any] | None = None,
+         handler: "RuleHandler | None" = None) -> PolicyRule:
+    """Refuse calls of `tool` (that `when` accepts); `reason` goes back to the model; `handler` is told."""
+    return PolicyRule(tool=tool, decision=Decision.DENY, reason=reason, when=when, handler=handler)
 
 
 def ask_user(tool: str, when: Callable[..., Any] | None = None,
@@ -199,6 +219,11 @@ def safe_defaults() -> list[PolicyRule]:
 
 
 # --- deciding ---------------------------------------------------------------------------------------
+
+
+def stricter(a: Decision, b: Decision) -> Decision:
+    """The stricter of two decisions (deny > ask > allow)."""
+    return max(a, b, key=_STRICTNESS.__getitem__)
 
 
 class PolicySet:
@@ -312,15 +337,20 @@ class Approval:
 
 
 ApprovalHandler = Callable[[ApprovalRequest], Union[Approval, bool, Awaitable[Union[Approval, bool]]]]
+# an allow or deny rule's handler may also return None ("no objection")
+RuleHandler = Callable[[ApprovalRequest], Union[Approval, bool, None, Awaitable[Union[Approval, bool, None]]]]
+NO_OBJECTION = Approval(approved=True)
 
 
 async def ask(handler: ApprovalHandler, request: ApprovalRequest,
-              offload: Callable[..., Awaitable[Any]]) -> Approval:
-    """Call a sync or async approval handler through `offload` (a sync one on a worker thread) and
-    normalise its answer."""
+              offload: Callable[..., Awaitable[Any]], *, none_approves: bool = False) -> Approval:
+    """Call a sync or async approval (or rule) handler through `offload` (a sync one on a worker thread)
+    and normalise its answer; `none_approves`: None is no objection (allow and deny rules' handlers)."""
     answer = await offload(handler, request)
     if isinstance(answer, Approval):
         return answer
     if isinstance(answer, bool):
         return Approval(approved=answer)
-    raise TypeError(f"approval handler returned {type(answer).__name__}; return an Approval or a bool")
+    if answer is None and none_approves:
+        return NO_OBJECTION
+    raise TypeError(f"the handler returned {type(answer).__name__}; return an Approval or a bool")

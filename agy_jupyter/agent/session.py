@@ -67,8 +67,8 @@ class GeminiSession:
         # one set of worker threads per runtime, shared by its agents, closed with the runtime
         self.threads: WorkerThreads = services.resources.get(
             WORKER_THREADS, lambda: WorkerThreads(services.config.tool_threads))
-        tools = config.all_tools()
-        self.tool_caller = ToolCaller(self.name, {t.name: t for t in tools}, self.policies, config.hooks,
+        self._own_tools = {t.name: t for t in config.all_tools()}
+        self.tool_caller = ToolCaller(self.name, dict(self._own_tools), self.policies, config.hooks,
                                       config.tool_timeout, config.approval_handler, self.threads,
                                       workspace=config.builtin_context().workspace)
         self.mcp: Any = None  # McpServers once start_mcp_servers() connected them
@@ -128,17 +128,19 @@ class GeminiSession:
         except ImportError as exc:
             raise ConfigError(f"MCP servers need the mcp package, version 2 ({exc})",
                               hint="pip install 'agy_jupyter[mcp]'") from None
-        servers = McpServers(self.config.mcp_servers)
-        tools = await servers.start()
-        taken = {t.name for t in self.config.all_tools()}
-        clash = sorted(t.declared_name for t in tools if t.declared_name in taken)
-        if clash:
-            await servers.aclose()
-            raise ConfigError(f"MCP tools clash with the agent's own tools: {', '.join(clash)}",
-                              hint="rename the MCP server")
+        servers = McpServers(self.config.mcp_servers, reserved=self._own_tools)
+        await servers.start()  # ConfigError if a server fails, or its tools clash with the agent's
         self.mcp = servers
-        self.tool_caller.tools.update({t.declared_name: t for t in tools})  # the model calls the declared name
+        self._offer_mcp_tools()
         return self
+
+    def _offer_mcp_tools(self) -> None:
+        """The tool caller finds MCP tools by the names the model calls (declared names); the set
+        changes when a server says its tools changed, or comes back after a restart."""
+        tools = self.tool_caller.tools
+        tools.clear()
+        tools.update(self._own_tools)
+        tools.update({t.declared_name: t for t in self.mcp.tools})
 
     # -- turns -----------------------------------------------------------------------------------
 
@@ -245,6 +247,8 @@ class GeminiSession:
     # -- one model call, with quota waits and bounded retries ------------------------------------
 
     async def _call_model(self, turn: Turn, allow_calls: bool) -> Message:
+        if self.mcp is not None and await self.mcp.refresh():  # a server's tools changed: offer the new set
+            self._offer_mcp_tools()
         config = self.config.generate_config(allow_calls=allow_calls,
                                              extra_tools=self.mcp.tools if self.mcp else [])
         contents = contents_for_model(self.messages, tool_media=not server_tools.before_gemini_3(self.config.model))

@@ -19,8 +19,8 @@ from google.genai import types
 from ..runtime.errors import ToolError
 from .events import ApprovalRequested, ToolCallStarted, ToolFinished
 from .history import ToolCallRecord
-from .hooks import Hooks
-from .policies import ApprovalRequest, CallInfo, Decision, PolicySet, ask
+from .hooks import Hooks, callable_name, report_failure
+from .policies import Approval, ApprovalRequest, CallInfo, Decision, PolicyRule, PolicySet, ask, stricter
 from .content import is_dataframe
 from .tools import Tool, result_to_response, split_media
 from .turn import Turn
@@ -45,6 +45,7 @@ class ToolCaller:
         self.approval_handler = approval_handler
         self.threads = threads
         self.workspace = workspace  # for when(args, call) predicates such as workspace_only()
+        self._reported: set[int] = set()  # id() of handlers whose failure was logged
 
     def stuck_calls(self) -> list[dict[str, Any]]:
         """This agent's sync tool calls that timed out (or were cancelled) and still hold a thread."""
@@ -129,16 +130,23 @@ class ToolCaller:
             log.warning("agy: a policy predicate for %s failed: %r", tool.name, exc)
             record.decided_by = "policy"
             return Decision.DENY, f"a policy rule could not be checked ({type(exc).__name__}: {exc})"
-        decision = verdict.decision or rule.decision
+        # a hook's ASK asks even where a rule would allow, but never undoes a deny
+        decision = stricter(verdict.decision, rule.decision) if verdict.decision else rule.decision
         record.decided_by = "policy"
-        if decision is Decision.ALLOW:
-            return decision, ""
         if decision is Decision.DENY:
+            if rule.handler is not None:  # told, for audit; nothing undoes a deny
+                await self._ask_handler(rule.handler, request, rule)
             return decision, rule.reason or f"the agent's policy denies {tool.name!r}"
+        if decision is Decision.ALLOW:
+            if rule.handler is None:
+                return decision, ""
+            answer = await self._ask_handler(rule.handler, request, rule)
+            return (Decision.ALLOW, "") if answer.approved else (Decision.DENY, answer.reason or (
+                f"the handler of the agent's allow rule for {rule.tool!r} vetoed it"))
         if verdict.decision is None and self.policies.granted(tool.name, record.args):
-            record.decided_by = "policy"  # a standing grant from an earlier "always allow"
-            return Decision.ALLOW, ""
-        handler = rule.handler or turn.approval_handler or self.approval_handler
+            return Decision.ALLOW, ""  # a standing grant from an earlier "always allow"
+        own = rule.handler if rule.decision is Decision.ASK else None  # an allow rule's handler only vetoes
+        handler = own or turn.approval_handler or self.approval_handler
         if handler is None:
             record.decided_by = "no handler"
             return Decision.DENY, (f"{tool.name!r} needs the user's approval and nobody can answer here; "
@@ -146,16 +154,24 @@ class ToolCaller:
         turn.set_status("awaiting approval", tool.name)
         turn.stream.emit(ApprovalRequested(record.id, tool.name, record.args))
         record.decided_by = "user"
-        try:
-            answer = await ask(handler, request, self.threads.call)
-        except Exception as exc:  # a broken handler denies; it must not end the turn
-            log.warning("agy approval handler failed: %r", exc)
-            return Decision.DENY, f"the approval could not be obtained ({type(exc).__name__}: {exc})"
+        answer = await self._ask_handler(handler, request, rule if own else None)
         if not answer.approved:  # "always" never turns a deny into a standing allow
             return Decision.DENY, answer.reason or "the user denied it"
         if answer.always:
             self.policies.always_allow(tool.name, record.args if answer.always_scope == "args" else None)
         return Decision.ALLOW, ""
+
+    async def _ask_handler(self, handler: Any, request: ApprovalRequest, rule: PolicyRule | None = None) -> Approval:
+        """One path for every handler: the approval handler that answers an ask, and a rule's handler
+        (see policies.py). One that raises or answers nonsense denies the call, reported once."""
+        try:
+            return await ask(handler, request, self.threads.call,
+                             none_approves=rule is not None and rule.decision is not Decision.ASK)
+        except Exception as exc:  # a broken handler must not end the turn, nor let the call run unchecked
+            what = (f"handler of the {rule.decision.value} rule for {rule.tool!r}" if rule is not None
+                    else "approval handler") + f" {callable_name(handler)}"
+            report_failure(self._reported, handler, what, "the call is denied", exc, logger=log)
+            return Approval(approved=False, reason=f"the {what} failed ({type(exc).__name__}: {exc})")
 
     def refuse(self, turn: Turn, call: types.FunctionCall, reason: str) -> types.Part:
         record = ToolCallRecord(id=call.id, name=call.name or "", args=dict(call.args or {}), status="error",

@@ -3,7 +3,8 @@
 The same spec is written three ways: `McpServer("fs", command=["python", "-m", "srv"])`,
 `McpServer("web", url="http://127.0.0.1:8000/mcp")`, or the string `"name=python -m srv"` /
 `"name=http://…"` that `--mcp` takes. Server names become the `server/` prefix of tool names, so they
-are short and plain.
+are short and plain. `restarts` (1 by default) is how often a server that died is started again, at
+the next call of one of its tools (connection.py).
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class McpServer(BaseModel):
     cwd: str | None = None
     startup_timeout: float = Field(30.0, gt=0, description="seconds to connect and list the tools")
     max_output_chars: int = Field(20_000, gt=0, description="a tool result longer than this is cut")
+    restarts: int = Field(1, ge=0, description="how often a server that died is started again (at the next "
+                                               "call of one of its tools)")
 
     def __init__(self, name: str | None = None, /, **fields: Any):
         super().__init__(**({"name": name} if name is not None else {}), **fields)
