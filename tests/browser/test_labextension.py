@@ -1,5 +1,6 @@
 """The JupyterLab extension (labextension/lab) in a real JupyterLab: installed and active, the transcript
-renderer draws a saved reply like the live widget, the commands insert the cells they promise, Stop agents
+renderer draws a saved reply like the live widget (and with the extension disabled the text/html copy
+stands in), the commands insert the cells they promise, Stop agents
 ends a running reply, and magics are highlighted.
 
 The extension must be installed where this JupyterLab looks (`pip install -e .` puts it in the venv's
@@ -8,12 +9,18 @@ is agy_jupyter/labextension). Screenshots go to the test's tmp directory, or to 
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
+import nbformat
 import pytest
 
+from agy_jupyter.agent.events import StatusChanged, TextDelta, ToolCallStarted, ToolFinished
+from agy_jupyter.notebook.transcript import Transcript
 from agy_jupyter.testing import Chunk, Reply
+from lab_page import LabPage
 
 TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
 PLUGINS = ["agy-jupyter:highlighting", "agy-jupyter:commands", "agy-jupyter:transcript-renderer"]
@@ -156,7 +163,7 @@ def test_stop_agents_cancels_a_running_reply(lab, lab_page, fake_gemini):
 
 
 @pytest.mark.timeout(120)
-def test_magics_are_highlighted(lab, lab_page):
+def test_magics_are_highlighted(lab, lab_page, tmp_path):
     lab.write_notebook("highlight.ipynb", ["%%chat helper\n# Plan\nSome **bold** words", "%agent list\nx = 1  # note"])
     lab_page.open("highlight.ipynb")
     chat, python = lab_page.cell(0).locator(".cm-content"), lab_page.cell(1).locator(".cm-content")
@@ -168,6 +175,7 @@ def test_magics_are_highlighted(lab, lab_page):
     assert python.get_attribute("data-language") != "markdown"
     assert python.locator(".cm-agy-magic").first.text_content() == "%agent"
     assert python.locator(".tok-comment", has_text="# note").count() == 1
+    lab_page.screenshot(tmp_path / "labext-highlighting.png")
     # a cell that stops being a %%chat cell goes back to the kernel's language
     lab_page.cell(0).locator(".cm-content").click()
     lab_page.page.keyboard.press("Control+Home")
@@ -175,3 +183,49 @@ def test_magics_are_highlighted(lab, lab_page):
     lab_page.page.wait_for_function(
         "() => document.querySelector('.jp-Cell .cm-content').getAttribute('data-language') !== 'markdown'",
         timeout=10_000)
+
+
+@pytest.fixture
+def extension_disabled(lab):
+    """A page_config.json that disables agy-jupyter for the pages opened while it exists (read per page load)."""
+    path = Path(lab._environment()["JUPYTER_CONFIG_DIR"]) / "labconfig" / "page_config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def disable() -> None:
+        path.write_text(json.dumps({"disabledExtensions": {"agy-jupyter": True}}))
+
+    yield disable
+    path.unlink(missing_ok=True)
+
+
+def static_reply_notebook(lab, name: str) -> None:
+    """A notebook holding Python's static copy of a finished reply (no kernel needed to show it)."""
+    transcript = Transcript(agent="helper", model="gemini-2.5-flash")
+    for event in (ToolCallStarted("c1", "lookup", {"city": "Paris"}),
+                  ToolFinished("c1", "lookup", "ok", {"forecast": "sunny"}),
+                  TextDelta(REPLY_TEXT), StatusChanged("done")):
+        transcript.apply(event)
+    cell = nbformat.v4.new_code_cell("%%chat helper\nWeather in Paris?")
+    cell.outputs.append(nbformat.v4.new_output("display_data", data=transcript.static_bundle()))
+    lab.write_notebook(name, [cell])
+
+
+@pytest.mark.timeout(120)
+def test_without_the_extension_the_html_copy_stands_in(lab, lab_page, extension_disabled, tmp_path):
+    static_reply_notebook(lab, "fallback.ipynb")
+    lab_page.open("fallback.ipynb")
+    output = lab_page.cell(0).locator(".jp-OutputArea-output")
+    output.locator(".agy-transcript h2", has_text="Weather report").wait_for(timeout=20_000)
+
+    extension_disabled()
+    plain = LabPage(lab_page.context, lab)  # a new page (leaving the first one asks "leave this page?")
+    plain.open("fallback.ipynb")
+    assert not plain.page.evaluate("() => window.jupyterapp.hasPlugin('agy-jupyter:transcript-renderer')")
+    output = plain.cell(0).locator(".jp-OutputArea-output")
+    output.locator(".agy-static h2", has_text="Weather report").wait_for(timeout=20_000)
+    assert output.locator(".agy-transcript").count() == 0
+    text = plain.outputs_text(0)
+    for words in ("helper", "lookup", "sunny", "def celsius", "forecast chart"):
+        assert words in text, f"{words!r} not in the text/html copy:\n{text}"
+    assert plain.foreign_requests == [] and plain.dialogs == []
+    plain.screenshot(tmp_path / "labext-disabled-fallback.png")
