@@ -1,5 +1,6 @@
 // Commands that help the user act on replies, in the palette and the cells' context menu:
-// New chat cell, Insert code from reply, Ask the agent about this cell, Stop agents.
+// New chat cell, Insert code from reply, Ask the agent about this cell, Stop agents. The cell toolbar
+// (schema/commands.json) has Ask, and Insert code while the active cell holds a finished reply.
 // They read the notebook model only; the kernel is reached only by Stop agents, through the comm target
 // agy_jupyter.control that `%load_ext agy_jupyter` registers (agy_jupyter/notebook/lab_control.py).
 // A comm, not an execute request: a running %%chat cell holds the execute queue, but comm messages are
@@ -8,6 +9,7 @@ import { JupyterFrontEnd } from "@jupyterlab/application";
 import { ICommandPalette, Notification } from "@jupyterlab/apputils";
 import { INotebookTracker, Notebook, NotebookActions, NotebookPanel } from "@jupyterlab/notebook";
 import { askAboutCell, codeFromReply, errorText, TRANSCRIPT_MIME } from "../src/static_transcript.js";
+import { askIcon, insertCodeIcon } from "./icons.js";
 import { bundleText } from "./mime.js";
 
 export const CONTROL_TARGET = "agy_jupyter.control";
@@ -27,6 +29,11 @@ type Output = { output_type?: string; data?: Record<string, unknown> };
 function activeOutputs(notebook: Notebook): Output[] {
   const model = notebook.activeCell?.model as { outputs?: { toJSON(): unknown[] } } | undefined;
   return (model?.outputs?.toJSON() ?? []) as Output[];
+}
+
+/** The transcript outputs (finished replies) of the active cell. */
+function replyOutputs(notebook: Notebook): Output[] {
+  return activeOutputs(notebook).filter((o) => o.data && TRANSCRIPT_MIME in o.data);
 }
 
 /** A new cell below the active one holding `source`; `type` code or markdown. */
@@ -91,11 +98,13 @@ export function addCommands(app: JupyterFrontEnd, tracker: INotebookTracker, pal
   commands.addCommand(COMMANDS.insertCode, {
     label: "Insert Code from Reply",
     caption: "Put the code blocks of the selected cell's agent reply into a new code cell below",
+    icon: insertCodeIcon,
     isEnabled: enabled,
+    isVisible: () => { const panel = current(); return !!panel && replyOutputs(panel.content).length > 0; },
     execute: () => {
       const panel = current();
       if (!panel) return;
-      const replies = activeOutputs(panel.content).filter((o) => o.data && TRANSCRIPT_MIME in o.data);
+      const replies = replyOutputs(panel.content);
       if (!replies.length) {
         Notification.warning("The selected cell has no finished agent reply.", { autoClose: 5000 });
         return;
@@ -112,6 +121,7 @@ export function addCommands(app: JupyterFrontEnd, tracker: INotebookTracker, pal
   commands.addCommand(COMMANDS.ask, {
     label: "Ask the Agent about This Cell",
     caption: "Insert a %%chat cell below that quotes the selected cell's source and its error",
+    icon: askIcon,
     isEnabled: enabled,
     execute: () => {
       const panel = current();
@@ -140,6 +150,9 @@ export function addCommands(app: JupyterFrontEnd, tracker: INotebookTracker, pal
       }
     },
   });
+
+  // Insert code shows only for a cell with a reply: say so again when another cell becomes the active one.
+  tracker.activeCellChanged.connect(() => commands.notifyCommandChanged(COMMANDS.insertCode));
 
   // The cells' context menu: the four together at the top, set apart by a separator.
   const selector = ".jp-Notebook .jp-Cell";

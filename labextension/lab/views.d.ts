@@ -6,3 +6,8 @@ declare module "*/static_transcript.js" {
   export function errorText(outputs: unknown[]): string;
   export function askAboutCell(source: string, error?: string, language?: string): string;
 }
+
+declare module "*.svg" {
+  const svg: string;
+  export default svg;
+}

@@ -111,9 +111,19 @@ def test_saved_reply_renders_through_the_transcript_renderer(lab, lab_page, fake
     shot = lab_page.screenshot(tmp_path / "labext-transcript.png")
     assert shot.stat().st_size > 10_000
 
-    # Insert code from reply: the reply's code block becomes a code cell below
+    # Insert code from reply, from the cell toolbar: only a cell with a reply has the button
+    select(lab_page, 0)
+    toolbar = lab_page.cell(0).locator(".jp-cell-toolbar")
+    ask = toolbar.locator('[data-command="agy-jupyter:ask-about-cell"]')
+    ask.wait_for(timeout=10_000)
+    assert ask.get_attribute("aria-label").startswith("Insert a %%chat cell below"), "the button has a name"
+    assert not toolbar.locator('[data-command="agy-jupyter:insert-code-from-reply"]').is_visible()
     select(lab_page, 1)
-    execute(lab_page, "agy-jupyter:insert-code-from-reply")
+    insert = lab_page.cell(1).locator('.jp-cell-toolbar [data-command="agy-jupyter:insert-code-from-reply"]')
+    insert.wait_for(timeout=10_000)
+    assert insert.get_attribute("aria-label").startswith("Put the code blocks")
+    lab_page.screenshot(tmp_path / "labext-cell-toolbar.png")
+    insert.click()
     assert sources(lab_page)[2] == CODE
     assert lab_page.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCell.model.type") == "code"
 
