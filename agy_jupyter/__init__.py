@@ -45,3 +45,7 @@ def load_ipython_extension(shell):  # `%load_ext agy_jupyter`
 def unload_ipython_extension(shell):
     from .notebook import unload_ipython_extension as unload
     unload(shell)
+
+
+def _jupyter_labextension_paths():  # `jupyter labextension develop --overwrite .` links the built extension
+    return [{"src": "labextension", "dest": "agy-jupyter"}]

@@ -15,7 +15,9 @@ def load_ipython_extension(shell: Any) -> None:
     run_python.capture_kernel_main()  # for turns no cell started (an inbox message)
     transformer.register(shell)
     if transformer.in_kernel(shell):
+        from . import lab_control
         from .widgets import ensure_assets
+        lab_control.register(shell)  # the JupyterLab extension's commands (Stop agents)
         ensure_assets()  # the shared front-end library travels with %load_ext, once, not with a reply
 
 

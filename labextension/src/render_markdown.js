@@ -90,9 +90,14 @@ function getPurifier() {
   return purifier;
 }
 
+/** HTML (from anywhere: marked, a saved static copy) -> an HTML string that is safe to assign to innerHTML. */
+export function sanitizeHtml(html) {
+  return getPurifier().sanitize(String(html), SANITIZE_CONFIG);
+}
+
 /** Render Markdown to an HTML string that is safe to assign to innerHTML. */
 export function renderMarkdown(text) {
-  return getPurifier().sanitize(marked.parse(text), SANITIZE_CONFIG);
+  return sanitizeHtml(marked.parse(text));
 }
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})/;

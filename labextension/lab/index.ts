@@ -1,0 +1,42 @@
+// agy_jupyter's JupyterLab extension: magic highlighting in notebook editors and the reply commands.
+// The transcript renderer is the mime extension (mime.ts). The anywidget views work without any of this.
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
+import { ICommandPalette } from "@jupyterlab/apputils";
+import { EditorExtensionRegistry, IEditorExtensionRegistry, IEditorLanguageRegistry } from "@jupyterlab/codemirror";
+import { INotebookTracker } from "@jupyterlab/notebook";
+import { addCommands } from "./commands.js";
+import { agyHighlighting, chatLanguage, isChatSource } from "./highlight.js";
+
+const highlighting: JupyterFrontEndPlugin<void> = {
+  id: "agy-jupyter:highlighting",
+  description: "Highlights %%chat cells as Markdown and %agent lines as magics.",
+  autoStart: true,
+  requires: [IEditorExtensionRegistry, IEditorLanguageRegistry],
+  activate: async (_app: JupyterFrontEnd, extensions: IEditorExtensionRegistry, languages: IEditorLanguageRegistry) => {
+    let markdown = null;
+    try {
+      markdown = (await languages.getLanguage("markdown"))?.support?.language ?? null;
+    } catch (error) {
+      console.warn("agy-jupyter: no Markdown language for %%chat cells", error);
+    }
+    const chat = markdown ? chatLanguage(markdown) : null;
+    extensions.addExtension({
+      name: "agy-jupyter:highlighting",
+      factory: ({ model }) =>
+        EditorExtensionRegistry.createImmutableExtension(agyHighlighting(chat, isChatSource(model.sharedModel.getSource()))),
+    });
+  },
+};
+
+const commands: JupyterFrontEndPlugin<void> = {
+  id: "agy-jupyter:commands",
+  description: "Commands to start a chat, use a reply's code, ask about a cell and stop agents.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, palette: ICommandPalette | null) => {
+    addCommands(app, tracker, palette);
+  },
+};
+
+export default [highlighting, commands];

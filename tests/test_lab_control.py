@@ -1,0 +1,61 @@
+"""The JupyterLab extension's comm target (agy_jupyter/notebook/lab_control.py) in a real kernel.
+
+The messages are the ones the extension's "Stop agents" command sends (labextension/lab/commands.ts:
+a comm_open to `agy_jupyter.control` with {"action": "stop"}). tests/browser/test_labextension.py clicks
+through the same path in JupyterLab.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from agy_jupyter.notebook.lab_control import TARGET
+from agy_jupyter.testing import FakeGemini, Reply
+from agy_jupyter.testing.kernel import Kernel, loaded_kernel
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeGemini() as fake:
+        yield fake
+
+
+def ask(kernel: Kernel, data: dict, timeout: float = 10.0) -> tuple[list[dict], bool]:
+    """Open a comm to the target with `data`; the answers it sent and whether the kernel closed it."""
+    comm_id = uuid.uuid4().hex
+    kernel._send_shell(kernel.kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": TARGET, "data": data}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = [m for _, _, m in kernel.iopub_log if m["content"].get("comm_id") == comm_id]
+        if any(m["msg_type"] == "comm_close" for m in mine):
+            return [m["content"]["data"] for m in mine if m["msg_type"] == "comm_msg"], True
+        time.sleep(0.01)
+    return [], False
+
+
+def test_without_the_extension_the_comm_is_closed_at_once(server):
+    kernel = Kernel(env=server.env())
+    try:
+        assert ask(kernel, {"action": "stop"}) == ([], True)
+    finally:
+        kernel.shutdown()
+
+
+def test_stop_cancels_a_running_reply_and_answers_how_many(server):
+    with loaded_kernel(server.env()) as kernel:
+        kernel.run("%agent create talker")
+        assert ask(kernel, {"action": "stop"}) == ([{"stopped": 0}], True)
+        assert ask(kernel, {"action": "dance"}) == ([{"error": "unknown action 'dance'"}], True)
+
+        server.enqueue(Reply.text("word " * 100, chunks=100, delay=0.1))  # 10 s unless stopped
+        started = time.monotonic()
+        execution = kernel.execute("%%chat talker\nTalk slowly.", wait=False)
+        while not server.requests and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        time.sleep(0.3)  # a few chunks in: the cell is awaiting the reply
+        assert ask(kernel, {"action": "stop"}) == ([{"stopped": 1}], True), "handled while the cell awaits"
+        kernel.wait(execution, timeout=10)
+        assert time.monotonic() - started < 8, "the reply ended early"
+        assert ask(kernel, {"action": "stop"}) == ([{"stopped": 0}], True)
