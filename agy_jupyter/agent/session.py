@@ -22,7 +22,8 @@ from ..runtime.quota import backoff_delay, classify_quota_error
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
 from . import server_tools
-from .backend import GeminiBackend, resolve_credentials
+from .backend import GeminiBackend
+from .local import credentials_for, open_backend
 from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_rate_limit,
                        is_retryable_server_error, response_headers)
 from .config import AgentConfig
@@ -56,8 +57,7 @@ class GeminiSession:
         self.agent_id = agent_id
         self.services = services
         self.loop = services.loop
-        api_key = config.api_key.get_secret_value() if config.api_key else None
-        self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
+        self.credentials = credentials_for(config)  # ConfigError now, not at the first chat; or a local model
         server_tools.check_backend(config.gemini_tools, config.all_tools(), self.credentials.kind)
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
         self.policies = PolicySet(config.policies, config.default_policy)  # this agent's own copy
@@ -115,7 +115,7 @@ class GeminiSession:
     def backend(self) -> GeminiBackend:
         if self._backend is None:  # one client per runtime and credential, shared by its agents
             self._backend = self.services.resources.get(self.credentials.cache_key,
-                                                        lambda: GeminiBackend(self.credentials))
+                                                        lambda: open_backend(self.credentials))
         return self._backend
 
     async def start_mcp_servers(self) -> "GeminiSession":
