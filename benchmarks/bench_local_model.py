@@ -18,6 +18,7 @@ until the model's worker thread finished generating (it stamps time.perf_counter
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from typing import Any, Callable
@@ -171,6 +172,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cancels", type=int, default=10, help="cancel measurements (default 10)")
     args = p.parse_args(argv)
     quick = args.quick
+    if importlib.util.find_spec("llama_cpp") is None:  # run_all.py goes on without it
+        result = {"benchmark": "local_model", "environment": _common.environment(), "rows": [],
+                  "notes": ["skipped: llama-cpp-python is not installed (pip install '.[local]')"]}
+        _common.report(result, args)
+        return result
     result = run(2 if quick else args.rounds, 48 if quick else args.max_tokens, 3 if quick else args.cancels,
                  args.verbose)
     _common.report(result, args)
