@@ -23,6 +23,7 @@ from agy_jupyter.runtime.quota import QuotaRegistry
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python is not installed: pip install '.[local]'")
 MAX_TOKENS = 48
+CAPITAL = "What is the capital of France? Answer in one sentence."
 
 
 @pytest.fixture
@@ -132,13 +133,13 @@ def test_no_key_means_the_embedded_model_announced_in_one_line(local_runtime, ca
 @needs_llama
 def test_embedded_model_streams_with_usage_from_its_tokenizer(local_runtime):
     agent = local_agent(local_runtime)
-    stream = agent.stream("What is the capital of France? Answer in one sentence.")
+    stream = agent.stream(CAPITAL)
     response = stream.result(timeout=60)
     deltas = [e.text for e in stream.events if e.kind == "text"]
     assert len(deltas) > 3 and "".join(deltas) == response.text and "Paris" in response.text
     # llama-cpp-python's own chat completion of the same prompt, greedy: same text, same token counts
     raw = raw_llama().create_chat_completion(
-        messages=[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}],
+        messages=[{"role": "user", "content": CAPITAL}],
         max_tokens=MAX_TOKENS, temperature=0.0)
     assert raw["choices"][0]["message"]["content"] == response.text
     assert response.usage.prompt_tokens == raw["usage"]["prompt_tokens"]
@@ -247,7 +248,7 @@ def llama_server():
 def test_openai_server_streams_and_cancels(local_runtime, llama_server):
     agent = agy.Agent("served", runtime=local_runtime, model="openai:smollm2", base_url=llama_server,
                       max_output_tokens=MAX_TOKENS, temperature=0.0)
-    stream = agent.stream("What is the capital of France? Answer in one sentence.")
+    stream = agent.stream(CAPITAL)
     response = stream.result(timeout=60)
     assert sum(e.kind == "text" for e in stream.events) > 3 and "Paris" in response.text
     second = agent.chat("And of Italy?")
@@ -266,3 +267,25 @@ def test_openai_server_streams_and_cancels(local_runtime, llama_server):
     assert agent.chat("Say OK.").text
     assert time.perf_counter() - started < 10
     assert agent.describe()["backend"] == f"openai ({llama_server})"
+
+
+def test_magics_create_local_and_served_agents(local_runtime, llama_server, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from agy_jupyter.agent.directory import AgentDirectory
+    from agy_jupyter.notebook.magics import AgyMagics
+
+    shell = InteractiveShell.instance()
+    directory = AgentDirectory(local_runtime)
+    shell.register_magics(AgyMagics(shell=shell, directory=directory))
+    try:
+        shell.run_line_magic("agent", "create offline --model local --max-output-tokens 48 --temperature 0")
+        shell.run_line_magic("agent", f"create served --model openai:smollm2 --base-url {llama_server} "
+                                      "--max-output-tokens 48 --temperature 0")
+        out = capsys.readouterr().out
+        assert "Created agent 'offline' on local" in out and "Created agent 'served' on openai:smollm2" in out
+        assert directory.get("served").config.base_url == llama_server
+        assert "Paris" in directory.get("offline").chat(CAPITAL).text
+    finally:
+        for name in directory.names():
+            directory.delete(name)

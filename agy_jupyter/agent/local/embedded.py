@@ -149,7 +149,10 @@ class LocalModel:
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
-        self.executor.submit(free)
+        try:
+            self.executor.submit(free)
+        except RuntimeError:  # the interpreter is exiting: its threads are being stopped anyway
+            pass
         self.executor.shutdown(wait=False)
 
 
