@@ -67,9 +67,9 @@ def test_requests_map_to_chat_completions_messages_and_tools():
     assert request.messages == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "add 1 and 2"},
-        {"role": "assistant", "content": None, "tool_calls": [
+        {"role": "assistant", "content": "", "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "name": "add", "content": '{"result": 3}'}]
+        {"role": "tool", "tool_call_id": "c1", "content": '{"result": 3}'}]
     assert request.tools[0]["function"]["name"] == "add"
     assert request.tools[0]["function"]["parameters"]["required"] == ["a", "b"]
     assert request.options == {"temperature": 0.5, "max_tokens": 9}
@@ -289,3 +289,22 @@ def test_magics_create_local_and_served_agents(local_runtime, llama_server, caps
     finally:
         for name in directory.names():
             directory.delete(name)
+
+
+def test_openai_server_tool_calls_take_the_normal_tool_path(local_runtime, llama_server):
+    seen = []
+
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city."""
+        seen.append(city)
+        return f"It is sunny and 21 C in {city}."
+
+    agent = agy.Agent("served_tools", runtime=local_runtime, model="openai:smollm2", base_url=llama_server,
+                      tools=[get_weather], default_policy="allow", max_tool_calls=1, temperature=0.0,
+                      max_output_tokens=400, system_instruction="You answer weather questions by calling "
+                                                                       "get_weather.")
+    response = agent.chat("What is the weather in Paris?")
+    assert seen == ["Paris"]
+    assert [(c.name, c.args, c.status) for c in response.tool_calls] == [("get_weather", {"city": "Paris"}, "ok")]
+    # that call came from the server's whole (not streamed) answer, which carries usage
+    assert response.usage.prompt_tokens > 0 and history_is_valid(contents_for_model(agent.history()))

@@ -95,9 +95,10 @@ def _messages(content: types.Content, names: dict[str, str], flat: bool) -> list
         texts += [f"functions.{c['function']['name']}:\n{c['function']['arguments']}" for c in calls]
         texts += [f"functions.{r['name']} returned:\n{r['content']}" for r in results]
         return [{"role": role, "content": "\n".join(texts)}] if texts else []
-    out: list[dict[str, Any]] = list(results)
+    out: list[dict[str, Any]] = [{k: v for k, v in r.items() if k != "name"} for r in results]
     if texts or calls:
-        message: dict[str, Any] = {"role": role, "content": "\n".join(texts) if texts else None}
+        # "" rather than null beside tool calls: OpenAI takes both, llama-cpp-python's server only a string
+        message: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
         if calls:
             message["tool_calls"] = calls
         out.append(message)
