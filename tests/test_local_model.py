@@ -211,6 +211,40 @@ def test_two_local_agents_talk_and_compaction_summarises(local_runtime):
     assert "[message from agent writer]" in prompt.text and reader.history()[-1].role == "model"
 
 
+@needs_llama
+def test_a_gguf_path_and_the_context_limit_from_the_gguf(local_runtime, tmp_path):
+    with pytest.raises(agy.ConfigError, match="no GGUF file"):
+        agy.Agent("nofile", runtime=local_runtime, model=f"local:{tmp_path / 'missing.gguf'}")
+    agent = agy.Agent("bypath", runtime=local_runtime, model=f"local:{embedded_gguf()}", max_output_tokens=MAX_TOKENS,
+                      temperature=0.0)
+    with pytest.raises(agy.BackendError) as caught:
+        agent.chat("word " * 9000)  # more tokens than SmolLM2's 8192-token training context
+    assert "context of 8192 tokens" in str(caught.value) and "clear the history" in caught.value.hint
+    assert history_is_valid(contents_for_model(agent.history()))
+    agent.clear()
+    assert "Paris" in agent.chat(CAPITAL).text
+
+
+@needs_llama
+def test_a_model_that_cannot_call_tools_says_so_in_one_line(local_runtime, caplog):
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city."""
+        return "sunny"
+
+    agent = local_agent(local_runtime, tools=[get_weather], default_policy="allow")
+    model = local_runtime._session(agent.id).backend.model
+    model.load()
+    # No GGUF with another chat template can be had here (nothing downloads), so this one is told its
+    # template is not ChatML: the rule the backend applies to a template it reads from the file.
+    model.calls_tools = False
+    with caplog.at_level(logging.WARNING, logger="agy_jupyter"):
+        first = agent.chat(CAPITAL)
+        agent.chat(CAPITAL)
+    lines = [r.getMessage() for r in caplog.records if "tools are off" in r.getMessage()]
+    assert len(lines) == 1 and "SmolLM2-135M-Instruct.Q4_1.gguf" in lines[0] and "\n" not in lines[0]
+    assert "Paris" in first.text and not first.tool_calls
+
+
 # -- an OpenAI-compatible server ---------------------------------------------------------------------
 
 def free_port():
