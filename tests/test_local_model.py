@@ -319,6 +319,9 @@ def test_magics_create_local_and_served_agents(local_runtime, llama_server, caps
         out = capsys.readouterr().out
         assert "Created agent 'offline' on local" in out and "Created agent 'served' on openai:smollm2" in out
         assert directory.get("served").config.base_url == llama_server
+        shell.run_line_magic("agent", "config")
+        assert ("backend: local (SmolLM2-135M-Instruct.Q4_1.gguf, in this process), as no Gemini API key is "
+                "configured") in capsys.readouterr().out
         assert "Paris" in directory.get("offline").chat(CAPITAL).text
     finally:
         for name in directory.names():

@@ -18,7 +18,7 @@ from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Unicode
 
 from ..agent import builtin_tools
-from ..agent.backend import resolve_credentials
+from ..agent.local.credentials import describe_default
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
 from ..agent.policies import Decision
@@ -319,7 +319,7 @@ class AgyMagics(Magics):
     def _agent_config(self, args: argparse.Namespace) -> None:
         """the effective settings (never the key)"""
         try:
-            backend = resolve_credentials().describe()
+            backend = describe_default()
         except AgyError as exc:
             backend = f"not configured: {exc}"
         runtime = self.directory.runtime

@@ -140,6 +140,16 @@ def credentials_for(config: Any) -> Any:
     return credentials
 
 
+def describe_default() -> str:
+    """What an agent on a Gemini model runs on (for `%agent config`); ConfigError if nothing can serve it."""
+    if no_gemini_credential(None):
+        try:
+            return f"{local_credentials(EMBEDDED).describe()}, as no Gemini API key is configured"
+        except ConfigError:
+            pass
+    return resolve_credentials().describe()
+
+
 def open_backend(credentials: Any) -> Any:
     """The backend object for credentials: a GeminiBackend, or a local one with the same calls."""
     if isinstance(credentials, LocalCredentials):
