@@ -19,6 +19,7 @@ from agy_jupyter.agent.history import contents_for_model, history_is_valid
 from agy_jupyter.agent.local import embedded_gguf
 from agy_jupyter.agent.local.openai_chat import StreamReader, to_chat_request
 from agy_jupyter.runtime.quota import QuotaRegistry
+from agy_jupyter.testing import Reply
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python is not installed: pip install '.[local]'")
@@ -243,6 +244,25 @@ def test_a_model_that_cannot_call_tools_says_so_in_one_line(local_runtime, caplo
     lines = [r.getMessage() for r in caplog.records if "tools are off" in r.getMessage()]
     assert len(lines) == 1 and "SmolLM2-135M-Instruct.Q4_1.gguf" in lines[0] and "\n" not in lines[0]
     assert "Paris" in first.text and not first.tool_calls
+
+
+@needs_llama
+def test_other_agents_keep_streaming_while_the_local_model_generates(fake, runtime):
+    local = local_agent(runtime, "local_writer", max_output_tokens=400)
+    gemini = agy.Agent("gemini_side", runtime=runtime)  # the fake Gemini server's key is in the environment
+    story = local.stream("Write a long story about a dragon and a knight.")
+    deadline = time.monotonic() + 30
+    while sum(e.kind == "text" for e in story.events) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    fake.enqueue(Reply.text("a" * 200, chunks=20, delay=0.005))
+    started = time.perf_counter()
+    assert gemini.chat("hi").text == "a" * 200
+    took = time.perf_counter() - started
+    assert not story.done(), "the local reply was meant to outlast the Gemini one"
+    local_deltas_meanwhile = sum(e.kind == "text" for e in story.events)
+    assert took < 2.0, f"the Gemini turn took {took:.2f} s while the local model generated"
+    story.cancel()
+    assert story.result(timeout=5).cancelled and local_deltas_meanwhile > 3
 
 
 # -- an OpenAI-compatible server ---------------------------------------------------------------------
