@@ -11,8 +11,8 @@ prompt's, output tokens the reply's. The context limit is the GGUF's training co
 Tools: llama-cpp-python's chatml-function-calling format, for GGUFs whose template is ChatML (SmolLM2's
 is). In 0.3.36 that format cannot stream a call it chose itself ("Automatic streaming tool choice is not
 supported") and its text branch is grammar-bound to an empty message, so it is asked only whether to
-call a tool (stream=False); a text answer is then streamed with the model's own template. With another
-template, tools are off for that model, said in one line.
+call a tool (stream=False; its usage is that call's); a text answer is then streamed with the model's own
+template (its usage is the answer's). With another template, tools are off for that model, said in one line.
 """
 from __future__ import annotations
 
