@@ -1,6 +1,7 @@
 """Quota, server failures, safety, max tokens, structural classification and bad input."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -240,6 +241,7 @@ def test_bad_config_says_what_to_fix(runtime):
 
 def test_missing_credentials_say_how_to_set_a_key(runtime, monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # with it, the embedded model stands in (test_local_model.py)
     with pytest.raises(agy.ConfigError, match="GEMINI_API_KEY"):
         agy.Agent("nokey", runtime=runtime)
     monkeypatch.setenv("GOOGLE_API_KEY", "another-key")

