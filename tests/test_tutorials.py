@@ -1,0 +1,134 @@
+"""The tutorial notebooks (notebooks/*.ipynb) run headless (nbclient) against their recorded cassettes.
+
+Each test replays one notebook's cassette (no key, no network: a FakeGemini answers from the file), runs
+the committed notebook in a fresh kernel, and checks what specific cells show: the reply text, the tool
+calls and their results, the figure, the parsed object. It also checks that the committed notebook
+carries these same outputs (so GitHub shows what the cassette gives) and no widget references.
+Re-record with `python notebooks/record_tutorials.py` (see notebooks/README.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
+from agy_jupyter.testing import replay
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _load_recorder():
+    spec = importlib.util.spec_from_file_location("record_tutorials", NOTEBOOKS / "record_tutorials.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+recorder = _load_recorder()
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+def run_from_cassette(name: str) -> nbformat.NotebookNode:
+    """The notebook executed against its cassette; every recorded request must be asked for, and matched."""
+    with replay(recorder.cassette_path(name), complete=True) as fake:
+        notebook = recorder.execute(name)
+    assert not fake.cassette_mismatches
+    return notebook
+
+
+def cell(notebook: nbformat.NotebookNode, starts_with: str) -> nbformat.NotebookNode:
+    """The one code cell whose source starts with `starts_with`."""
+    found = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith(starts_with)]
+    assert len(found) == 1, f"{len(found)} cells start with {starts_with!r}"
+    return found[0]
+
+
+def text_of(code_cell: nbformat.NotebookNode) -> str:
+    """Everything a reader sees as text in the cell: streams and the text/plain of every display."""
+    parts = []
+    for output in code_cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}")
+        else:
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def reply_of(code_cell: nbformat.NotebookNode) -> dict:
+    """The static copy a %%chat cell (or display_chat) leaves: its mime bundle."""
+    static = [o.data for o in code_cell.outputs if o.output_type == "display_data" and TRANSCRIPT_MIME in o.data]
+    assert len(static) == 1, [list(o.get("data", o)) for o in code_cell.outputs]
+    return static[0]
+
+
+def assert_no_errors(notebook: nbformat.NotebookNode) -> None:
+    errors = [(c.source[:40], o.ename) for c in notebook.cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert not errors
+
+
+def visible(notebook: nbformat.NotebookNode) -> list[list[tuple[str, str]]]:
+    """Per code cell, what a reader sees: (output type, text) without run-to-run noise such as ids."""
+    cells = []
+    for code_cell in (c for c in notebook.cells if c.cell_type == "code"):
+        cells.append([(o.output_type, o.text if o.output_type == "stream" else
+                       o.get("data", {}).get("text/plain", o.get("evalue", ""))) for o in code_cell.outputs])
+    return cells
+
+
+def assert_committed_like(name: str, replayed: nbformat.NotebookNode) -> None:
+    """The committed notebook shows what its cassette replays, with no widget state needed."""
+    committed = nbformat.read(recorder.notebook_path(name), as_version=4)
+    assert visible(committed) == visible(replayed)
+    outputs = [o for c in committed.cells if c.cell_type == "code" for o in c.outputs]
+    assert outputs and all(recorder.WIDGET_VIEW not in o.get("data", {}) for o in outputs)
+    assert "widgets" not in committed.metadata
+    replies = [o.data for o in outputs if TRANSCRIPT_MIME in o.get("data", {})]
+    assert all("<div class=\"agy-static" in r["text/html"] and "<script" not in r["text/html"] for r in replies)
+
+
+# -- 1. Quickstart ---------------------------------------------------------------------------------------
+
+def test_quickstart_notebook():
+    notebook = run_from_cassette("01_quickstart")
+    assert_no_errors(notebook)
+    assert "Created agent 'assistant' on gemini-2.5-flash" in text_of(cell(notebook, "%agent create assistant"))
+
+    first = reply_of(cell(notebook, "%%chat assistant\nWhat is the difference"))
+    assert first["text/plain"].startswith("A **Series** is one labelled column")
+    assert "<strong>Series</strong>" in first["text/html"]
+    assert "<summary>Thoughts</summary>" in first["text/html"] and "Contrasting Series and DataFrame" in first["text/html"]
+    assert first[TRANSCRIPT_MIME]["status"] == "done"
+    follow_up = reply_of(cell(notebook, "%%chat assistant\nShow me how"))
+    assert "s.to_frame()" in follow_up["text/plain"]
+
+    assert "The reply is a str with 5 items:" in text_of(cell(notebook, "items = ["))
+    usage = text_of(cell(notebook, "%agent usage"))
+    assert "Usage of 'assistant' on gemini-2.5-flash" in usage
+    assert [line.split() for line in usage.splitlines() if line.startswith("This agent")] == \
+        [["This", "agent", "541", "342", "135", "0", "≈$0.0014"]]
+    history = text_of(cell(notebook, "%agent history"))
+    assert "You · turn 3:" in history and "turn 2" not in history and "Count missing values" in history
+    assert "* assistant" in text_of(cell(notebook, "%agent list"))
+    assert "system_instruction: You are a friendly" in text_of(cell(notebook, "%agent info"))
+    assert_committed_like("01_quickstart", notebook)
+
+
+# LOCAL MODEL HOOK (for the lead): enable once agy_jupyter's embedded local backend (`--model local`, the
+# default with no key) is merged: rename to `test_quickstart_on_the_embedded_model` and drop the
+# leading underscore. It runs notebook 1 with no credentials at all, so the embedded model answers.
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="llama_cpp is not importable: install the `local` extra to run the embedded model")
+def _quickstart_on_the_embedded_model(no_credentials):
+    notebook = recorder.execute("01_quickstart", timeout=600)
+    assert_no_errors(notebook)
+    first = reply_of(cell(notebook, "%%chat assistant\nWhat is the difference"))
+    assert first[TRANSCRIPT_MIME]["status"] == "done"
+    assert first["text/plain"].split("\n[assistant")[0].strip()  # a non-empty streamed reply
+    assert "This turn" in text_of(cell(notebook, "%agent usage"))
