@@ -59,7 +59,9 @@ def cassette_path(name: str) -> Path:
 def execute(name: str, timeout: int = CELL_TIMEOUT) -> nbformat.NotebookNode:
     """Run the notebook in a fresh kernel (it inherits this process's environment), in notebooks/."""
     notebook = nbformat.read(notebook_path(name), as_version=4)
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timings of an earlier run: noise in a diff
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(HERE)}}).execute()
     return notebook
 

@@ -132,3 +132,36 @@ def _quickstart_on_the_embedded_model(no_credentials):
     assert first[TRANSCRIPT_MIME]["status"] == "done"
     assert first["text/plain"].split("\n[assistant")[0].strip()  # a non-empty streamed reply
     assert "This turn" in text_of(cell(notebook, "%agent usage"))
+
+
+# -- 2. Tools and approval ---------------------------------------------------------------------------------
+
+def test_tools_and_approval_notebook():
+    notebook = run_from_cassette("02_tools_and_approval")
+    assert_no_errors(notebook)
+    assert text_of(cell(notebook, "from typing import Literal")) == "1.082"
+    schema = text_of(cell(notebook, "decisions = []"))
+    assert '"description": "the currency you have"' in schema and '"JPY"' in schema
+
+    lookup = reply_of(cell(notebook, 'reply = await agy.display_chat(treasurer, "What is 250'))
+    assert lookup["text/plain"].startswith('[tool exchange_rate: ok] {"base": "EUR", "quote": "USD"} -> {"result": 1.082}')
+    assert "<strong>270.50 US dollars</strong>" in lookup["text/html"]
+    email = reply_of(cell(notebook, 'reply = await agy.display_chat(treasurer, "Please email'))
+    assert email["text/plain"].startswith('[tool send_email: ok] {"to": "team@example.com"')
+    assert "The handler was asked: ['send_email to team@example.com']" in text_of(cell(notebook, 'print("The handler was asked:", decisions)\nprint'))
+
+    both = reply_of(cell(notebook, 'reply = await agy.display_chat(treasurer, "Now send'))
+    assert '[tool send_email: ok] {"to": "lena@example.com"' in both["text/plain"]
+    assert '[tool send_email: denied] {"to": "bob@gmail.com"' in both["text/plain"]
+    assert "the call was denied: only addresses at example.com may receive email" in both["text/html"]
+    summary = text_of(cell(notebook, 'print("The handler was asked:", decisions)\nfor email'))
+    assert summary.count("send_email to") == 1  # "always allow": the handler was not asked again
+    assert "team@example.com | 250 EUR in USD\nlena@example.com | 250 EUR in GBP\n" in summary  # not bob
+    assert [line.split()[-4:] for line in summary.splitlines() if "decided by" in line] == \
+        [["ok", "decided", "by", "policy"]] * 2 + [["denied", "decided", "by", "policy"]]
+
+    headless = reply_of(cell(notebook, "%%chat mailer"))
+    assert headless["text/plain"].startswith("[tool send_email: denied]")
+    assert "nobody can approve &#x27;send_email&#x27; here" in headless["text/html"] or \
+        "nobody can approve 'send_email' here" in headless["text/html"]
+    assert_committed_like("02_tools_and_approval", notebook)
