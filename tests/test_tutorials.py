@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import base64
+
 import nbformat
 import pytest
 
 from agy_jupyter.notebook.transcript import TRANSCRIPT_MIME
-from agy_jupyter.testing import replay
+from agy_jupyter.testing import normalize_keys, replay
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -32,11 +34,15 @@ recorder = _load_recorder()
 
 # -- helpers -------------------------------------------------------------------------------------------
 
-def run_from_cassette(name: str) -> nbformat.NotebookNode:
-    """The notebook executed against its cassette; every recorded request must be asked for, and matched."""
+def run_from_cassette(name: str, requests: list | None = None) -> nbformat.NotebookNode:
+    """The notebook executed against its cassette; every recorded request must be asked for, and matched.
+
+    `requests`, if given, receives the model requests the kernel made (RecordedRequest objects)."""
     with replay(recorder.cassette_path(name), complete=True) as fake:
         notebook = recorder.execute(name)
     assert not fake.cassette_mismatches
+    if requests is not None:
+        requests.extend(fake.requests)
     return notebook
 
 
@@ -165,3 +171,35 @@ def test_tools_and_approval_notebook():
     assert "nobody can approve &#x27;send_email&#x27; here" in headless["text/html"] or \
         "nobody can approve 'send_email' here" in headless["text/html"]
     assert_committed_like("02_tools_and_approval", notebook)
+
+
+# -- 3. Exploring a DataFrame ------------------------------------------------------------------------------
+
+def test_dataframe_notebook():
+    requests: list = []
+    notebook = run_from_cassette("03_dataframe", requests)
+    assert_no_errors(notebook)
+    assert "2026-01-05  North   Basic  120.0" in text_of(cell(notebook, "%load_ext agy_jupyter\nimport pandas"))
+    assert "Created agent 'analyst' on gemini-3-flash-preview" in text_of(cell(notebook, "%agent create analyst"))
+
+    overview = reply_of(cell(notebook, "%%chat analyst\nI loaded"))
+    plain = overview["text/plain"]
+    assert plain.startswith('[tool list_variables: ok] {} -> {"result": "sales: pandas.DataFrame (shape 156x6)"}')
+    assert '[tool inspect_variable: ok] {"name": "sales"}' in plain
+    assert "units: float64, 4 null" in overview["text/html"]  # what inspect_variable told the model
+    assert "<strong>Missing values:</strong>" in overview["text/html"]
+
+    chart_cell = cell(notebook, "%%chat analyst -o findings")
+    tool_part, answer = [o.data for o in chart_cell.outputs if TRANSCRIPT_MIME in o.get("data", {})]
+    assert tool_part["text/plain"].startswith('[tool run_python: ok] {"code": "import matplotlib.pyplot as plt')
+    figures = [o.data["image/png"] for o in chart_cell.outputs if "image/png" in o.get("data", {})]
+    assert len(figures) == 1 and base64.b64decode(figures[0]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "West drops to about 1,400 a week for all four weeks of April" in answer["text/plain"]
+    # the model was sent the chart itself: an image part in run_python's function response
+    sent = normalize_keys(requests[-1].body)["contents"][-1]["parts"][0]["functionResponse"]
+    assert sent["name"] == "run_python" and sent["parts"][0]["inlineData"]["mimeType"] == "image/png"
+    assert base64.urlsafe_b64decode(sent["parts"][0]["inlineData"]["data"]) == base64.b64decode(figures[0])
+
+    assert "2026-06-29  6689.0  3558.0  3093.0" in text_of(cell(notebook, "weekly.tail()"))
+    assert text_of(cell(notebook, "print(findings")) == "Here is the chart. What stands out:\n"
+    assert_committed_like("03_dataframe", notebook)
