@@ -8,7 +8,8 @@ Without --real the model is a FakeGemini answering with the scripted replies in 
 (written to be what a real Gemini would say), and a recording proxy sits in front of it. With --real
 the proxy sits in front of the real API and your key is used; it is scrubbed from the cassette.
 Either way the notebook is executed by nbclient in a kernel started inside the recording block (so
-it inherits GOOGLE_GEMINI_BASE_URL), and both files are written:
+it inherits GOOGLE_GEMINI_BASE_URL), then executed once more from the new cassette (which checks it
+replays), and both files are written:
 
     notebooks/NN_name.ipynb              the notebook with its outputs (what GitHub shows)
     notebooks/cassettes/NN_name.json     every model request and reply (what CI replays)
@@ -112,22 +113,26 @@ def _scripted_upstream(name: str) -> Any:
 
 def record_notebook(name: str, real: bool = False) -> nbformat.NotebookNode:
     """Execute `name` through the recording proxy; write the notebook (with outputs) and its cassette."""
-    from agy_jupyter.testing import record
+    from agy_jupyter.testing import record, replay
     from agy_jupyter.testing.replay import patched_environ
 
     if real:
         if not (os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")):
             raise SystemExit("--real needs GEMINI_API_KEY (or GOOGLE_API_KEY) in the environment")
         with record(cassette_path(name)):
-            notebook = execute(name)
+            execute(name)
     else:
         with _scripted_upstream(name) as upstream, without_environ(OTHER_CREDENTIALS), \
                 patched_environ({"GEMINI_API_KEY": SCRIPTED_KEY}), record(cassette_path(name), upstream=upstream):
-            notebook = execute(name)
+            execute(name)
         left = upstream.pending
         if left:
             raise SystemExit(f"{name}: {left} scripted replies were not used: the notebook asked less than "
                              f"replies/{name}.py expects")
+    # Save what the cassette replays, which is what CI checks: a reply stopped mid-stream can hold a few
+    # more events in the cassette (the proxy saw them) than the kernel had taken in when it stopped.
+    with without_environ(OTHER_CREDENTIALS), replay(cassette_path(name), complete=True):
+        notebook = execute(name)
     drop_widget_views(notebook)
     nbformat.write(notebook, notebook_path(name))
     return notebook

@@ -83,8 +83,15 @@ def visible(notebook: nbformat.NotebookNode) -> list[list[tuple[str, str]]]:
     """Per code cell, what a reader sees: (output type, text) without run-to-run noise such as ids."""
     cells = []
     for code_cell in (c for c in notebook.cells if c.cell_type == "code"):
-        cells.append([(o.output_type, o.text if o.output_type == "stream" else
-                       o.get("data", {}).get("text/plain", o.get("evalue", ""))) for o in code_cell.outputs])
+        shown: list[tuple[str, str]] = []
+        for o in code_cell.outputs:
+            if o.output_type == "stream" and shown and shown[-1][0] == f"stream:{o.name}":
+                shown[-1] = (shown[-1][0], shown[-1][1] + o.text)  # how a stream was split is timing
+            elif o.output_type == "stream":
+                shown.append((f"stream:{o.name}", o.text))
+            else:
+                shown.append((o.output_type, o.get("data", {}).get("text/plain", o.get("evalue", ""))))
+        cells.append(shown)
     return cells
 
 
@@ -203,3 +210,32 @@ def test_dataframe_notebook():
     assert "2026-06-29  6689.0  3558.0  3093.0" in text_of(cell(notebook, "weekly.tail()"))
     assert text_of(cell(notebook, "print(findings")) == "Here is the chart. What stands out:\n"
     assert_committed_like("03_dataframe", notebook)
+
+
+# -- 4. Several agents ------------------------------------------------------------------------------------
+
+def test_several_agents_notebook():
+    notebook = run_from_cassette("04_several_agents")
+    assert_no_errors(notebook)
+    assert reply_of(cell(notebook, "%%chat researcher -o notes"))["text/plain"].startswith("- **Price:**")
+    assert text_of(cell(notebook, "from agy_jupyter.agent.directory import agents")) == "False"  # no message yet
+    handed_over = text_of(cell(notebook, "researcher.send(writer"))
+    assert handed_over.startswith("message arrived: True\n") and "Why do customers leave?" in handed_over
+    writer_history = text_of([c for c in notebook.cells if c.source == "%agent history writer"][0])
+    assert "[message from agent researcher]" in writer_history and "- **Low usage:**" in writer_history
+
+    assert "Sent to 'researcher'" in text_of(cell(notebook, "%agent send writer researcher"))
+    answer = text_of(cell(notebook, "researcher.wait_for_idle()"))
+    assert "[message from agent writer]Which of your three reasons" in answer
+    assert "Low usage has the strongest evidence" in answer
+
+    assert "[writer: " in text_of(cell(notebook, "%%chat writer --background"))
+    rows = text_of(cell(notebook, "import time")).splitlines()
+    assert [row.split()[-1] for row in rows if "writer" in row] == ["streaming"]  # still answering meanwhile
+    assert text_of(cell(notebook, "%agent cancel writer")) == "Cancelled 'writer''s reply.\n"
+    stopped = text_of(cell(notebook, "%agent history writer --last 1"))
+    assert "Agent (cancelled):" in stopped
+    partial = stopped.split("Agent (cancelled):\n", 1)[1].rstrip()
+    post = recorder.load_replies("04_several_agents").POST
+    assert partial.startswith("# Keeping customers") and post.startswith(partial) and len(partial) < len(post)
+    assert_committed_like("04_several_agents", notebook)
