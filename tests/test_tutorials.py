@@ -12,6 +12,7 @@ import importlib.util
 from pathlib import Path
 
 import base64
+import json
 
 import nbformat
 import pytest
@@ -55,15 +56,15 @@ def cell(notebook: nbformat.NotebookNode, starts_with: str) -> nbformat.Notebook
 
 def text_of(code_cell: nbformat.NotebookNode) -> str:
     """Everything a reader sees as text in the cell: streams and the text/plain of every display."""
-    parts = []
+    text = ""
     for output in code_cell.outputs:
         if output.output_type == "stream":
-            parts.append(output.text)
+            text += output.text  # a stream comes in pieces: they join as printed
         elif output.output_type == "error":
-            parts.append(f"{output.ename}: {output.evalue}")
+            text += f"{output.ename}: {output.evalue}\n"
         else:
-            parts.append(output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
+            text += output.get("data", {}).get("text/plain", "") + "\n"
+    return text
 
 
 def reply_of(code_cell: nbformat.NotebookNode) -> dict:
@@ -152,7 +153,7 @@ def _quickstart_on_the_embedded_model(no_credentials):
 def test_tools_and_approval_notebook():
     notebook = run_from_cassette("02_tools_and_approval")
     assert_no_errors(notebook)
-    assert text_of(cell(notebook, "from typing import Literal")) == "1.082"
+    assert text_of(cell(notebook, "from typing import Literal")) == "1.082\n"
     schema = text_of(cell(notebook, "decisions = []"))
     assert '"description": "the currency you have"' in schema and '"JPY"' in schema
 
@@ -218,7 +219,7 @@ def test_several_agents_notebook():
     notebook = run_from_cassette("04_several_agents")
     assert_no_errors(notebook)
     assert reply_of(cell(notebook, "%%chat researcher -o notes"))["text/plain"].startswith("- **Price:**")
-    assert text_of(cell(notebook, "from agy_jupyter.agent.directory import agents")) == "False"  # no message yet
+    assert text_of(cell(notebook, "from agy_jupyter.agent.directory import agents")) == "False\n"  # no message yet
     handed_over = text_of(cell(notebook, "researcher.send(writer"))
     assert handed_over.startswith("message arrived: True\n") and "Why do customers leave?" in handed_over
     writer_history = text_of([c for c in notebook.cells if c.source == "%agent history writer"][0])
@@ -239,3 +240,40 @@ def test_several_agents_notebook():
     post = recorder.load_replies("04_several_agents").POST
     assert partial.startswith("# Keeping customers") and post.startswith(partial) and len(partial) < len(post)
     assert_committed_like("04_several_agents", notebook)
+
+
+# -- 5. The Python API ------------------------------------------------------------------------------------
+
+def test_python_api_notebook():
+    requests: list = []
+    notebook = run_from_cassette("05_python_api", requests)
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["QuotaExhausted"]  # the one cell tagged raises-exception
+    assert len(errors[0].traceback) == 1 and "GenerateRequestsPerDayPerProjectPerModel-FreeTier" in errors[0].traceback[0]
+
+    assert text_of(cell(notebook, "import agy_jupyter as agy")) == "<Agent 'assistant' id=1 model=gemini-2.5-flash>\n"
+    blocking = text_of(cell(notebook, "reply = assistant.chat("))
+    assert blocking.startswith("`groupby` splits a DataFrame into groups")
+    assert "output_tokens=44 thinking_tokens=71" in blocking and blocking.endswith("STOP\n")
+    streamed = cell(notebook, "for event in assistant.stream(\"Name three")
+    assert len(streamed.outputs) > 1  # it arrived in pieces
+    assert text_of(streamed) == ("- `isna()`: find the missing values\n- `dropna()`: remove rows or columns that "
+                                 "contain them\n- `fillna()`: replace them with a value, or with the previous or next one\n\n")
+    both = text_of(cell(notebook, "import asyncio"))
+    assert "assistant:  Missing values matter" in both and "translator: Les valeurs manquantes" in both
+
+    assert text_of(cell(notebook, "from typing import Literal")) == "DataReview | ready for analysis: False\n"
+    issues = text_of(cell(notebook, "for issue in review.issues:"))
+    assert [line.split("]")[0] + "]" for line in issues.splitlines() if line.startswith("[")] == \
+        ["[  high]", "[  high]", "[medium]", "[medium]"]
+    assert "country: 'de' and 'DE' are the same country" in issues
+    review_request = next(r for r in requests if "Review this table" in r.last_user_text)
+    config = normalize_keys(review_request.body)["generationConfig"]
+    assert config["responseMimeType"] == "application/json" and "issues" in config["responseSchema"]["properties"]
+    assert "customer_id" in json.dumps(review_request.contents)  # the DataFrame went along as a summary
+
+    waited = text_of(cell(notebook, "for event in assistant.stream(\"One more"))
+    assert waited.startswith("[rate limited: waiting 2 s, then trying again]\n`pivot_table` reshapes a DataFrame")
+    caught = text_of(cell(notebook, "try:"))
+    assert caught.startswith("Out of quota: quota exhausted") and "FreeTier - limit: 250" in caught
+    assert_committed_like("05_python_api", notebook)
