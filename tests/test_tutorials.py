@@ -4,7 +4,10 @@ Each test replays one notebook's cassette (no key, no network: a FakeGemini answ
 the committed notebook in a fresh kernel, and checks what specific cells show: the reply text, the tool
 calls and their results, the figure, the parsed object. It also checks that the committed notebook
 carries these same outputs (so GitHub shows what the cassette gives) and no widget references.
-Re-record with `python notebooks/record_tutorials.py` (see notebooks/README.md).
+Re-record with `python notebooks/record_tutorials.py` (see notebooks/README.md). Replay compares each
+request exactly, so a change that alters what a notebook sends the model (a prompt, a tool's output, the
+PNG that notebook 3's chart becomes after a matplotlib upgrade) fails loudly until that notebook is
+re-recorded.
 """
 from __future__ import annotations
 
