@@ -23,6 +23,8 @@ when asked, so every ``/v1*/`` prefix is accepted):
 * ``POST /{ver}/models/{model}:countTokens`` -> ``{"totalTokens": chars // 4}``; it does not
   consume a scripted reply.
 * The API key comes in the ``x-goog-api-key`` header (or ``?key=``) and is recorded.
+* ``POST /v1/chat/completions`` (OpenAI-compatible, ``fake.openai_url`` as base URL) serves the same
+  queued replies as chat completions, streamed (``data: [DONE]`` last) or not; see :mod:`.openai_compat`.
 
 Each generate request pops the next queued reply (FIFO) or uses ``fake.default``
 (echo: ``"You said: <last user text>"``). A queued item may be a :class:`Reply` or a
@@ -55,6 +57,7 @@ from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
+from .openai_compat import CHAT_COMPLETIONS, DONE_EVENT, gemini_view, openai_plan
 from .replies import Plan, Reply, estimate_tokens
 
 if TYPE_CHECKING:  # pragma: no cover - cassette.py imports this module
@@ -170,7 +173,7 @@ class RecordedRequest:
 
     index: int
     time: float                    # time.perf_counter() at arrival
-    method: str                    # "streamGenerateContent" | "generateContent" | "countTokens"
+    method: str                    # "streamGenerateContent" | "generateContent" | "countTokens" | "chatCompletions"
     model: str                     # e.g. "gemini-2.5-flash"
     path: str                      # including the query string
     headers: dict[str, str]        # lower-case keys
@@ -190,6 +193,8 @@ class RecordedRequest:
 
     @property
     def stream(self) -> bool:
+        if self.method == CHAT_COMPLETIONS:  # the OpenAI-compatible route streams when the body asks
+            return isinstance(self.body, dict) and bool(self.body.get("stream"))
         return self.method == "streamGenerateContent"
 
     def function_response(self, call_id: str) -> Any:
@@ -294,6 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
         arrival = time.perf_counter()
         raw = self._read_body()
         url = urlsplit(self.path)
+        if url.path.rstrip("/").endswith("/chat/completions"):
+            self._chat_completions(arrival, raw)
+            return
         match = _PATH_RE.match(url.path)
         if not match or match["method"] not in _MODEL_METHODS:
             self._send_json(404, {"error": {"code": 404, "message": f"{url.path} is not a Gemini model method "
@@ -335,6 +343,33 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"FakeGemini reply failed: {exc!r}"
             self._respond(rec, lambda: self._send_json(500, {"error": {
                 "code": 500, "message": message, "status": "INTERNAL"}}))
+            return
+        self._serve_plan(rec, plan)
+
+    def _chat_completions(self, arrival: float, raw: bytes) -> None:
+        """The OpenAI-compatible route (see openai_compat): the next queued Reply, in chat-completion form."""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        bearer = headers.get("authorization", "")
+        data = body if isinstance(body, dict) else {}
+        rec = self.fake._record(arrival=arrival, method=CHAT_COMPLETIONS, model=str(data.get("model", "")),
+                                path=self.path, headers=headers, api_key=bearer.removeprefix("Bearer ") or None,
+                                body=body, api_version="v1", connection=self.conn_id, view=gemini_view(data))
+        if body is None:
+            self._respond(rec, lambda: self._send_json(400, {"error": {
+                "message": "We could not parse the JSON body of your request.", "type": "invalid_request_error",
+                "code": 400}}))
+            return
+        include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+        try:
+            plan = openai_plan(self.fake._next_reply(rec).render(rec), rec.model, include_usage)
+        except Exception as exc:  # a broken reply callable should fail the test visibly, not hang it
+            message = f"FakeGemini reply failed: {exc!r}"
+            self._respond(rec, lambda: self._send_json(500, {"error": {"message": message, "type": "server_error",
+                                                                       "code": 500}}))
             return
         self._serve_plan(rec, plan)
 
@@ -424,6 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._write_chunk(b"data: " + json.dumps(events[slot]).encode() + b"\r\n\r\n")
             self._chunks_sent += 1
+        if self._rec is not None and self._rec.method == CHAT_COMPLETIONS:
+            self._write_chunk(DONE_EVENT)  # an OpenAI stream ends with this sentinel event
         self._write(b"0\r\n\r\n", final=True)  # end of the chunked body: the connection stays usable
 
     # -- waiting without missing a disconnect
@@ -623,6 +660,11 @@ class FakeGemini:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def openai_url(self) -> str:
+        """Base URL for OpenAI clients (``base_url=`` / ``OPENAI_BASE_URL``): POST {openai_url}/chat/completions."""
+        return f"{self.url}/v1"
+
     def env(self) -> dict[str, str]:
         """Environment variables that point google-genai (and agy_jupyter) at this server."""
         return {"GOOGLE_GEMINI_BASE_URL": self.url, "GEMINI_API_KEY": self.api_key}
@@ -724,8 +766,10 @@ class FakeGemini:
             self._connections.pop(conn, None)
 
     def _record(self, *, arrival: float, method: str, model: str, path: str, headers: dict[str, str],
-                api_key: str | None, body: Any, api_version: str, connection: int) -> RecordedRequest:
-        data = body if isinstance(body, dict) else {}
+                api_key: str | None, body: Any, api_version: str, connection: int,
+                view: dict[str, Any] | None = None) -> RecordedRequest:
+        """`view`: the body's fields in Gemini form, when the body is in another API's (chat completions)."""
+        data = view if view is not None else body if isinstance(body, dict) else {}
         contents = _as_contents(data.get("contents"))
         tools = normalize_keys(data.get("tools", []))
         config = normalize_keys(data.get("generationConfig", data.get("generation_config"))) or {}
