@@ -150,6 +150,17 @@ def test_embedded_model_streams_with_usage_from_its_tokenizer(local_runtime):
 
 
 @needs_llama
+def test_a_cell_bodys_trailing_newline_does_not_send_the_model_into_a_loop(local_runtime):
+    # measured: with this system instruction and the newline a %%chat cell's body ends with, SmolLM2 wrote
+    # "# " lines until its 8,192-token context was full (minutes); trimmed, it answers and stops
+    agent = local_agent(local_runtime, max_output_tokens=None, temperature=None, system_instruction=(
+        "You are a friendly, concise assistant for data scientists. Prefer short answers with a small code "
+        "example when it helps."))
+    response = agent.chat("What is the difference between a pandas Series and a DataFrame? Keep it short.\n")
+    assert response.stop_reason == "STOP" and "Series" in response.text and response.usage.output_tokens < 600
+
+
+@needs_llama
 def test_history_carries_over_two_turns(local_runtime):
     agent = local_agent(local_runtime, system_instruction="You are a helpful assistant. Answer briefly.")
     first = agent.chat("My name is Zorblax. Remember it.")

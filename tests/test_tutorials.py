@@ -137,12 +137,10 @@ def test_quickstart_notebook():
     assert_committed_like("01_quickstart", notebook)
 
 
-# LOCAL MODEL HOOK (for the lead): enable once agy_jupyter's embedded local backend (`--model local`, the
-# default with no key) is merged: rename to `test_quickstart_on_the_embedded_model` and drop the
-# leading underscore. It runs notebook 1 with no credentials at all, so the embedded model answers.
+# Notebook 1 with no credentials at all: the embedded model answers (CI installs the `local` extra).
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                     reason="llama_cpp is not importable: install the `local` extra to run the embedded model")
-def _quickstart_on_the_embedded_model(no_credentials):
+def test_quickstart_on_the_embedded_model(no_credentials):
     notebook = recorder.execute("01_quickstart", timeout=600)
     assert_no_errors(notebook)
     first = reply_of(cell(notebook, "%%chat assistant\nWhat is the difference"))

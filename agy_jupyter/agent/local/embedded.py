@@ -17,6 +17,7 @@ template (its usage is the answer's). With another template, tools are off for t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -34,6 +35,9 @@ log = logging.getLogger("agy_jupyter.agent")
 
 # create_chat_completion's defaults, so a config that sets nothing samples as llama-cpp-python's chat does
 SAMPLING_DEFAULTS = {"temperature": 0.2, "top_p": 0.95}
+# A small model that falls into a loop runs to the end of its context (8,192 tokens, minutes here) unless
+# told to stop: without the agent's own max_output_tokens, a reply ends here, as MaxTokens with its text kept.
+DEFAULT_MAX_TOKENS = 1024
 CHATML_MARK = "<|im_start|>"
 Emit = Callable[[tuple[str, Any]], None]
 
@@ -81,6 +85,7 @@ class LocalModel:
                 emit(("done", None))
                 return
             llama = self.load()
+            request = _trimmed(request)
             if request.tools and self._tools_on():
                 calls, usage = self._choose_tools(llama, request)
                 if calls:
@@ -132,7 +137,8 @@ class LocalModel:
         stops = [*formatted.stop, *(request.options.get("stop") or [])]
         text: list[str] = []
         for chunk in llama.create_completion(prompt=prompt, stream=True, stop=stops, stopping_criteria=stopping,
-                                             grammar=grammar, max_tokens=request.options.get("max_tokens"),
+                                             grammar=grammar,
+                                             max_tokens=request.options.get("max_tokens") or DEFAULT_MAX_TOKENS,
                                              **{k: v for k, v in self._sampling(request).items() if k != "max_tokens"}):
             choice = chunk["choices"][0]
             text.append(choice["text"])
@@ -203,3 +209,12 @@ class EmbeddedBackend:
 
     async def aclose(self) -> None:
         self.model.close()
+
+
+def _trimmed(request: ChatRequest) -> ChatRequest:
+    """The messages without surrounding whitespace. Measured with SmolLM2-135M: the same question with a
+    trailing newline (a %%chat cell's body) and a system instruction made it repeat "# " until the context
+    was full, where without it the model answered in 167 tokens and stopped."""
+    messages = [{**m, "content": m["content"].strip()} if isinstance(m.get("content"), str) else m
+                for m in request.messages]
+    return dataclasses.replace(request, messages=messages)
