@@ -1,11 +1,18 @@
 """Shared fixtures: a fake Gemini server on 127.0.0.1 and a fresh runtime per test."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from agy_jupyter import Agent, Runtime, RuntimeConfig
 from agy_jupyter.runtime.quota import QuotaRegistry
 from agy_jupyter.testing import FakeGemini
+
+# Conversations are saved in jupyter_core's data directory: the tests' (and their kernels') go to a scratch
+# one, never the user's own. Set at import, before any module-scoped kernel copies the environment.
+os.environ["JUPYTER_DATA_DIR"] = tempfile.mkdtemp(prefix="agy-test-data-")
 
 CREDENTIAL_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
                    "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "AGY_CHAT_TIMEOUT_SECS",
