@@ -82,6 +82,8 @@ class Recorder:
         self.forgotten = False  # its conversation was forgotten while the agent lives: save nothing more
         self._store: Store | None = None
         self._saved: list[tuple[Message, tuple]] = []  # the history as saved: (message, fingerprint)
+        self._list: list[Message] | None = None  # the history list last saved
+        self._settled = 0  # messages saved when the last turn ended: within a turn they do not change
         self._warned = False
 
     def save(self, messages: list[Message], *, finished_turn: int | None = None) -> None:
@@ -98,12 +100,17 @@ class Recorder:
 
     def _save(self, messages: list[Message], finished_turn: int | None) -> None:
         saved = self._saved
+        # Within a turn the history only grows and only its own turn's messages change, so only they are
+        # compared; at a turn's end (statuses final, a compaction's summary inserted and older messages
+        # excluded) and on a new list (an import, a runtime restart) the whole history is.
+        start = 0 if finished_turn is not None or messages is not self._list else min(self._settled, len(saved))
         # the first position where the history is no longer what was saved (a summary inserted, a clear, …)
-        cut = next((i for i, (m, _) in enumerate(saved) if i >= len(messages) or messages[i] is not m), len(saved))
+        cut = next((i for i in range(start, len(saved)) if i >= len(messages) or messages[i] is not saved[i][0]),
+                   len(saved))
         if not messages:
             self.discard()
             return
-        changed = [i for i in range(cut) if _fingerprint(messages[i]) != saved[i][1]]
+        changed = [i for i in range(start, cut) if _fingerprint(messages[i]) != saved[i][1]]
         positions = [*changed, *range(cut, len(messages))]
         if not positions and finished_turn is None and cut == len(saved):
             return
@@ -121,6 +128,8 @@ class Recorder:
         for i in changed:
             saved[i] = (messages[i], _fingerprint(messages[i]))
         saved.extend((m, _fingerprint(m)) for m in messages[cut:])
+        self._list = messages
+        self._settled = len(saved) if finished_turn is not None else min(self._settled, cut)
 
     def discard(self) -> None:
         """Delete this agent's saved conversation (a cleared history); later messages start a new one."""
@@ -129,6 +138,7 @@ class Recorder:
             self._store.delete_conversations([self.conversation])
         self.conversation = None
         self._saved = []
+        self._settled = 0
 
 
 # -- listing, restoring, forgetting ------------------------------------------------------------------
