@@ -14,10 +14,12 @@ and the cost of saving one message.
   save_image      the same as save_message with a 100 KB image prompt (the base64 JSON is ~133 KB)
 
 Each turn case also gets a CPU row: the process's CPU time (every thread: caller, runtime, the in-process
-fake server) per turn over a block, steadier than the wall clock when other jobs share the machine.
+fake server) per turn over a block, steadier than the wall clock when other jobs share the machine; each
+save case a CPU row too (the saving thread's own CPU time, without waits for the disk or the scheduler).
 
-Turns alternate between two agents of one runtime (one saving, one not), the switch flipped before each
-block; both histories grow alike. The store is a scratch JUPYTER_DATA_DIR; WAL with synchronous=NORMAL,
+Each case has its own agent on one runtime; the switch is flipped before each block, and each block
+starts a new conversation (the history cleared, untimed), so a block is one conversation of
+turns/blocks turns (20 by default: 40 or 80 messages), as in a notebook. Blocks rotate. The store is a scratch JUPYTER_DATA_DIR; WAL with synchronous=NORMAL,
 so a commit writes the WAL without an fsync (the file survives a killed process, not a power cut).
 
     python benchmarks/bench_persistence.py [--turns 200] [--blocks 10] [--history 1000]
@@ -45,8 +47,8 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def turn_cases(fake: FakeGemini, runtime: agy.Runtime) -> dict[str, tuple[bool, callable]]:
-    """(persistence on?, one timed turn) per case; each case has its own agent."""
+def turn_cases(fake: FakeGemini, runtime: agy.Runtime) -> dict[str, tuple[bool, agy.Agent, callable]]:
+    """(persistence on?, the case's agent, one timed turn) per case."""
     agents = {name: agy.Agent(name, runtime=runtime, tools=[add], policies=[agy.allow_all()])
               for name in ("text_turn_off", "text_turn_on", "tool_turn_off", "tool_turn_on")}
 
@@ -62,28 +64,30 @@ def turn_cases(fake: FakeGemini, runtime: agy.Runtime) -> dict[str, tuple[bool, 
             agent.chat("Add 40 and 2.")
         return run
 
-    return {name: (name.endswith("_on"), (tool_turn if name.startswith("tool") else text_turn)(agent))
+    return {name: (name.endswith("_on"), agent, (tool_turn if name.startswith("tool") else text_turn)(agent))
             for name, agent in agents.items()}
 
 
-def time_saves(history: int, saves: int, image: bytes | None, turn_end: bool = False) -> list[float]:
-    """Seconds per Recorder.save that writes one new message onto a saved history of `history` messages
+def time_saves(history: int, saves: int, image: bytes | None, turn_end: bool = False
+               ) -> tuple[list[float], list[float]]:
+    """Seconds (wall, and this thread's CPU) per Recorder.save that writes one new message onto a saved history of `history` messages
     (`turn_end`: the save that ends a turn, which compares the whole history and updates the config)."""
     recorder = Recorder("bench", agy.AgentConfig(name="bench"))
     messages = [Message(role="user" if i % 2 == 0 else "model", kind="prompt" if i % 2 == 0 else "reply",
                         turn=i // 2 + 1, parts=[types.Part(text=f"message {i} " + "x" * 200)]) for i in range(history)]
-    recorder.save(messages)
-    samples = []
+    recorder.save(messages, finished_turn=history // 2)  # saved and settled, as at the end of a turn
+    samples, cpu = [], []
     for i in range(saves):
         parts = [types.Part(text=REPLY_TEXT)]
         if image is not None:
             parts.append(types.Part(inline_data=types.Blob(data=image, mime_type="image/png")))
         messages.append(Message(role="model", kind="reply", turn=history + i, parts=parts))
-        start = _common.clock()
+        start, start_cpu = _common.clock(), time.thread_time()
         recorder.save(messages, finished_turn=history + i if turn_end else None)
         samples.append(_common.clock() - start)
+        cpu.append(time.thread_time() - start_cpu)
     recorder.discard()
-    return samples
+    return samples, cpu
 
 
 def run(turns: int, blocks: int, history: int, saves: int, verbose: bool) -> dict:
@@ -97,10 +101,11 @@ def run(turns: int, blocks: int, history: int, saves: int, verbose: bool) -> dic
             cases = turn_cases(fake, runtime)
 
             def block(name: str):
-                persist, turn = cases[name]
+                persist, agent, turn = cases[name]
 
                 def run_block() -> tuple[list[float], float]:
                     os.environ["AGY_PERSIST"] = "1" if persist else "0"
+                    agent.clear()  # untimed: each block is a new conversation of `per_block` turns
                     cpu = time.process_time()
                     samples = _common.time_calls(turn, per_block)
                     return samples, (time.process_time() - cpu) / per_block  # all threads: ours, runtime, server
@@ -114,9 +119,13 @@ def run(turns: int, blocks: int, history: int, saves: int, verbose: bool) -> dic
             runtime.shutdown()
     os.environ["AGY_PERSIST"] = "1"
     image = b"\x89PNG\r\n\x1a\n" + os.urandom(100_000)
-    micros = {"save_message": [s * 1e6 for s in time_saves(history, saves, None)],
-              "save_turn_end": [s * 1e6 for s in time_saves(history, saves, None, turn_end=True)],
-              "save_image": [s * 1e6 for s in time_saves(history, max(1, saves // 5), image)]}
+    micros = {}
+    for name, (wall, thread_cpu) in {
+            "save_message": time_saves(history, saves, None),
+            "save_turn_end": time_saves(history, saves, None, turn_end=True),
+            "save_image": time_saves(history, max(1, saves // 5), image)}.items():
+        micros[name] = [s * 1e6 for s in wall]
+        micros[f"{name} CPU"] = [s * 1e6 for s in thread_cpu]
     millis = {name: [s * 1e3 for samples, _ in results for s in samples] for name, results in done.items()}
     cpu = {f"{name} CPU": [c * 1e3 for _, c in results] for name, results in done.items()}
     rows = []
@@ -129,13 +138,16 @@ def run(turns: int, blocks: int, history: int, saves: int, verbose: bool) -> dic
             ratio = _common.ratio(stats["median"], _common.summarize(figures[baseline])["median"]) if baseline else None
             rows.append(_common.row(name, unit, stats, baseline=baseline, ratio_value=ratio,
                                     spread="p99" if unit == "ms/turn" else "max"))
-    rows += [_common.row(name, "µs", _common.summarize(samples)) for name, samples in micros.items()]
+    rows += [_common.row(name, "CPU µs" if name.endswith("CPU") else "µs", _common.summarize(samples))
+             for name, samples in micros.items()]
     median = {name: _common.summarize(s)["median"] for name, s in {**millis, **cpu, **micros}.items()}
     notes = [f"CPU per message saved (median − median): {1e3 * (median['text_turn_on CPU'] - median['text_turn_off CPU']) / 2:.0f} µs "
              f"in a text turn (2 messages), {1e3 * (median['tool_turn_on CPU'] - median['tool_turn_off CPU']) / 4:.0f} µs "
              "in a tool turn (4 messages)",
-             f"one save onto a {history}-message history: {median['save_message']:.0f} µs (1 KB reply), "
-             f"{median['save_turn_end']:.0f} µs at a turn's end, {median['save_image']:.0f} µs (100 KB image)"]
+             f"one save onto a {history}-message history, wall (CPU): {median['save_message']:.0f} "
+             f"({median['save_message CPU']:.0f}) µs for a 1 KB reply, {median['save_turn_end']:.0f} "
+             f"({median['save_turn_end CPU']:.0f}) µs at a turn's end, {median['save_image']:.0f} "
+             f"({median['save_image CPU']:.0f}) µs for a 100 KB image"]
     return {"benchmark": "persistence", "environment": _common.environment(),
             "params": {"turns_per_case": per_block * blocks, "blocks": blocks, "history": history, "saves": saves},
             "rows": rows, "notes": notes}

@@ -12,7 +12,8 @@
 - What: the message JSON `%agent save` writes (history.saved_form) and AgentConfig.to_json(); neither
   holds the key, and every remembered key is redacted from the JSON before it is written.
 - Off: AGY_PERSIST=0 (also false/no/off) in the kernel's environment, or `%env AGY_PERSIST=0` in the
-  notebook: nothing is written from then on. `forget_conversation` deletes saved conversations.
+  notebook: nothing is written from then on (turned on again, the whole history is saved, the part from
+  while it was off included). `forget_conversation` deletes saved conversations.
 """
 from __future__ import annotations
 
