@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 from hypothesis import settings
@@ -15,6 +16,10 @@ from agy_jupyter.testing import FakeGemini
 settings.register_profile("repeatable", derandomize=True, database=None)
 settings.register_profile("explore")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+# Conversations are saved in jupyter_core's data directory: the tests' (and their kernels') go to a scratch
+# one, never the user's own. Set at import, before any module-scoped kernel copies the environment.
+os.environ["JUPYTER_DATA_DIR"] = tempfile.mkdtemp(prefix="agy-test-data-")
 
 CREDENTIAL_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
                    "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "AGY_CHAT_TIMEOUT_SECS",

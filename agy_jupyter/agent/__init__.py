@@ -7,6 +7,7 @@ from .events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, Tho
 from .history import ChatResponse, Message, ToolCallRecord, Usage, history_is_valid
 from .hooks import Hooks
 from .mcp import McpServer
+from .persistence import SavedConversation, forget_conversation, saved_conversations
 from .policies import (Approval, ApprovalRequest, CallInfo, Decision, PolicyRule, allow, allow_all, ask_user,
                        deny, deny_all, safe_defaults, workspace_only)
 from .tools import Tool, ToolResult, tool
@@ -18,4 +19,5 @@ __all__ = [
     "ThoughtDelta", "Tool", "ToolCallRecord", "ToolResult", "ToolCallStarted", "ToolFinished", "TurnFinished", "Usage",
     "allow", "allow_all", "ask_user", "build_config", "dataframe_summary", "deny", "deny_all", "file",
     "history_is_valid", "image", "safe_defaults", "tool", "workspace_only",
+    "SavedConversation", "forget_conversation", "saved_conversations",
 ]

@@ -8,7 +8,8 @@ name, and the short names `usage`, `clear` and `shutdown`.
 """
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, Callable, Iterable, Mapping
 
 from ..runtime.commands import (AgentCommands, AsyncAgentFace, RuntimeCommands, SyncAgentFace,
                                 agent_command)
@@ -69,6 +70,25 @@ class Agent(SyncAgentFace, AgentCommandTable):
 
     def _command_target(self) -> tuple[Runtime, Agent]:
         return self.runtime, self
+
+    @classmethod
+    def restore(cls, name: str, *, tools: Iterable[Callable] | Mapping[str, Any] | None = None,
+                notebook: str | None = None, conversation: int | None = None, as_name: str | None = None,
+                runtime: Runtime | None = None) -> "Agent":
+        """Bring back a saved conversation after a kernel restart: the agent's config and history, so the
+        next chat goes on from there (see agy_jupyter.saved_conversations()).
+
+        Its tools are found by name in `tools` (callables, or a namespace dict; default: the globals of
+        `__main__`, a notebook's namespace); the ones not found are left out and named in a warning.
+        """
+        import sys
+        from .persistence import restore_agent  # the store (sqlite3) loads on first use
+        namespace = tools if tools is not None else vars(sys.modules["__main__"])
+        restored = restore_agent(name, tools=namespace, notebook=notebook, conversation=conversation,
+                                 as_name=as_name, runtime=runtime)
+        if restored.missing_tools:
+            warnings.warn(restored.summary(), stacklevel=2)
+        return restored.agent
 
     # -- earlier names for the async forms, kept working ---------------------------------------------
 

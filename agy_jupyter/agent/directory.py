@@ -10,12 +10,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ..runtime.core import Runtime, get_runtime
 from ..runtime.errors import ConfigError, UnknownAgent
 from .api import Agent
 from .config import AgentConfig
+from . import persistence
+from .history import saved_form
 
 SAVE_FORMAT = "agy-agent/1"
 
@@ -89,9 +91,13 @@ class AgentDirectory:
         return agent
 
     def delete(self, name: str) -> None:
+        """Stop the agent and forget it, its saved conversation included."""
         agent = self.get(name)
         try:
+            conversation = agent.describe().get("conversation")
             agent.delete()
+            if conversation is not None:
+                persistence.forget_conversation(conversation=conversation)
         finally:
             del self._agents[name]
             if self.default_name == name:
@@ -119,7 +125,7 @@ class AgentDirectory:
         """Write the agent's config and history as JSON. No key or credential is ever written."""
         agent = self.get(name)
         data = {"format": SAVE_FORMAT, "config": json.loads(agent.config.to_json()),
-                "history": [m.model_dump(mode="json", exclude_none=True) for m in agent.history()]}
+                "history": [saved_form(m) for m in agent.history()]}
         target = Path(path)
         target.write_text(json.dumps(data, indent=2))
         return target
@@ -141,6 +147,19 @@ class AgentDirectory:
         agent = self.add(Agent(config=config, runtime=self.runtime), use=use)
         agent.import_history(data.get("history", []))
         return agent
+
+    def restore(self, name: str, *, namespace: Mapping[str, Any], notebook: str | None = None,
+                conversation: int | None = None, as_name: str | None = None,
+                use: bool = False) -> persistence.Restored:
+        """Bring back a saved conversation as an agent here (tools by name from `namespace`)."""
+        wanted = as_name or name
+        if wanted in self._agents:
+            raise ConfigError(f"an agent named {wanted!r} already exists",
+                              hint="restore it under another name (--name), or `%agent delete` the live one first")
+        restored = persistence.restore_agent(name, tools=namespace, notebook=notebook, conversation=conversation,
+                                             as_name=as_name, runtime=self.runtime)
+        self.add(restored.agent, use=use)
+        return restored
 
 
 agents = AgentDirectory()  # the notebook's agents on the default runtime

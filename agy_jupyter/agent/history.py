@@ -111,6 +111,25 @@ class ChatResponse(BaseModel):
         return self.text
 
 
+def saved_form(message: Message) -> dict[str, Any]:
+    """The message as JSON-ready data (bytes such as thought signatures in base64): what `%agent save` and
+    the conversation store write, and `import_history` reads back."""
+    return message.model_dump(mode="json", exclude_none=True)
+
+
+def mark_unfinished_turn(messages: list[Message], turn: int, status: MessageStatus) -> None:
+    """Mark what a turn that did not complete left: its replies and tool results get `status`; a prompt
+    nothing answered stays in the transcript only (excluded), so the next turn's request is valid."""
+    this_turn = [m for m in messages if m.turn == turn and m.kind != "summary"]
+    model_output = any(m.role == "model" for m in this_turn)
+    for message in this_turn:
+        if message.role == "model" or message.kind == "tool_results":
+            message.status = status
+    if not model_output and this_turn:
+        this_turn[0].status = status
+        this_turn[0].excluded = True
+
+
 def contents_for_model(messages: list[Message], *, tool_media: bool = True) -> list[types.Content]:
     """The history as request contents: excluded messages dropped, same-role neighbours merged.
 

@@ -30,8 +30,9 @@ from .local import credentials_for, open_backend
 from .config import AgentConfig
 from .content import quick_parts, to_parts
 from .events import QuotaWait, TextDelta, ThoughtDelta, TurnFinished
-from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, merge_same_role,
-                      unanswered_calls)
+from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for_model, mark_unfinished_turn,
+                      merge_same_role, unanswered_calls)
+from .persistence import Recorder
 from .policies import PolicySet, warn_wholesale_allow
 from .stream_reader import StreamReader
 from .tool_calls import DENIED_PREFIX, ToolCaller
@@ -73,6 +74,7 @@ class GeminiSession:
                                       workspace=config.builtin_context().workspace)
         self.mcp: Any = None  # McpServers once start_mcp_servers() connected them
         self.messages: list[Message] = []
+        self.recorder = Recorder(self.name, config)  # saves each message as it ends (agent/persistence.py)
         self._turn: Turn | None = None  # the running turn
         self._backend: GeminiBackend | None = None
         self._turns = 0
@@ -172,6 +174,7 @@ class GeminiSession:
                 if parts is None:
                     parts = await self.threads.call(to_parts, prompt)
                 self.messages.append(Message(role="user", parts=parts, kind="prompt", turn=turn.index))
+                self.recorder.save(self.messages)
                 refusal = await self.config.hooks.refuse_turn(parts, offload=self.threads.call)
                 if refusal is not None:  # the prompt stays, marked unanswered: the history is valid
                     raise TurnRefused(refusal)
@@ -219,6 +222,7 @@ class GeminiSession:
         allow_calls = True
         while True:
             reply = await self._call_model(turn, allow_calls)
+            self.recorder.save(self.messages)
             check_finish(turn.finish_reason, turn.ratings, turn.partial_text)
             calls = reply.function_calls
             if not calls:
@@ -238,6 +242,7 @@ class GeminiSession:
                 else:
                     results.parts.append(self.tool_caller.refuse(turn, call, (
                         f"tool-call limit of {self.config.max_tool_calls} per turn reached; answer with what you have")))
+            self.recorder.save(self.messages)
             if not allow_calls:  # the model called tools even when told not to: stop here
                 turn.stop_reason = "tool_limit"
                 return
@@ -351,15 +356,8 @@ class GeminiSession:
                     turn.tool_calls.append(record)
                 results.parts.append(self.tool_caller.answer(turn, record, "cancelled", CANCELLED_RESULT))
             results.status = status
-        this_turn = [m for m in self.messages if m.turn == turn.index and m.kind != "summary"]
         if status != "complete":
-            model_output = any(m.role == "model" for m in this_turn)
-            for message in this_turn:
-                if message.role == "model" or message.kind == "tool_results":
-                    message.status = status
-            if not model_output and this_turn:  # nothing was answered: keep the prompt in the transcript only
-                this_turn[0].status = status
-                this_turn[0].excluded = True
+            mark_unfinished_turn(self.messages, turn.index, status)
         self._last_turn_usage = turn.usage
         self._total_usage += turn.usage
         response = ChatResponse(agent=self.name, turn=turn.index, text=turn.partial_text,
@@ -377,6 +375,7 @@ class GeminiSession:
         if response.text:
             self._last_response = response.text
         self._last_turn = response
+        self.recorder.save(self.messages, finished_turn=turn.index)  # statuses final, a compaction included
         return response
 
     # -- compaction ------------------------------------------------------------------------------
@@ -494,6 +493,7 @@ class GeminiSession:
         self._turns = 0
         self._last_response = None
         self._last_turn = None
+        self.recorder.save(self.messages)  # an empty history: its saved conversation is deleted
 
     def describe(self) -> dict[str, Any]:
         """State for listings: what it is doing, turns, tokens, the context size, the last error, and
@@ -504,7 +504,8 @@ class GeminiSession:
                 "tokens": self._total_usage.total_tokens, "context_tokens": last.total_tokens if last else 0,
                 "last_error": self._last_error, "backend": self.credentials.describe(),
                 "stuck_calls": self.tool_caller.stuck_calls(),
-                "mcp_servers": self.mcp.describe() if self.mcp else []}
+                "mcp_servers": self.mcp.describe() if self.mcp else [],
+                "conversation": self.recorder.conversation}
 
     def import_history(self, messages: list[dict[str, Any]]) -> None:
         """Replace the history with saved messages (from %agent save); they are validated first."""
@@ -521,6 +522,7 @@ class GeminiSession:
         self._last_turn = response_from_history(self.name, loaded)
         self._last_turn_usage = self._last_turn.usage if self._last_turn else Usage()
         self._last_error = None
+        self.recorder.save(self.messages, finished_turn=self._turns)
 
     def compaction_indices(self) -> list[int]:
         return list(self._compactions)
@@ -563,7 +565,7 @@ class GeminiSession:
                 "last": self._last_turn_usage, "compactions": list(self._compactions),
                 "last_response": self._last_response, "last_turn": self._last_turn,
                 "last_error": self._last_error, "rules": list(self.policies.rules),
-                "grants": list(self.policies.grants)}
+                "grants": list(self.policies.grants), "recorder": self.recorder}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.messages = list(state["messages"])
@@ -576,6 +578,7 @@ class GeminiSession:
         self._last_error = state["last_error"]
         self.policies.rules = list(state["rules"])
         self.policies.grants = list(state.get("grants", []))
+        self.recorder = state.get("recorder", self.recorder)  # the same saved conversation goes on
 
 
 def _as_list(message: Any) -> list[Any]:

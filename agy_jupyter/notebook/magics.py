@@ -21,6 +21,7 @@ from ..agent import builtin_tools
 from ..agent.local.credentials import describe_default
 from ..agent.config import DEFAULT_MODEL
 from ..agent.directory import AgentDirectory, agents
+from ..agent.persistence import current_notebook, forget_conversation, saved_conversations
 from ..agent.policies import Decision
 from ..runtime.errors import AgyError, ConfigError
 from .live_reply import DisplaySettings
@@ -192,8 +193,13 @@ class AgyMagics(Magics):
 
     @magic_arguments(name="%agent list")
     @_plain_usage()
+    @argument("--saved", action="store_true", help="the saved conversations %%agent restore can bring back, "
+                                                    "by notebook")
     def _agent_list(self, args: argparse.Namespace) -> None:
         """a table of the agents"""
+        if args.saved:
+            display(saved_table(saved_conversations(), current_notebook()), raw=True)
+            return
         rows = self.directory.list()
         if not rows:
             print("No agents yet. Create one with: %agent create NAME")
@@ -302,6 +308,32 @@ class AgyMagics(Magics):
         agent = self.directory.load(args.path, tools=self._callables(args.tools), name=args.name)
         print(f"Loaded {agent.name!r} ({agent.turn_count()} turns) from {args.path}.")
 
+    @magic_arguments(name="%agent restore")
+    @_plain_usage()
+    @argument("name", help="the agent whose saved conversation to bring back (see %%agent list --saved)")
+    @argument("--name", dest="as_name", metavar="NEW", help="restore it under another name")
+    @argument("--notebook", metavar="PATH", help="take it from another notebook's conversations")
+    @argument("--id", type=int, metavar="N", help="the saved conversation with this id")
+    @argument("--use", action="store_true", help="make it the default agent")
+    def _agent_restore(self, args: argparse.Namespace) -> None:
+        """bring back a saved conversation after a kernel restart (tools by name from the namespace)"""
+        restored = self.directory.restore(args.name, namespace=self.shell.user_ns, notebook=args.notebook,
+                                          conversation=args.id, as_name=args.as_name, use=args.use)
+        print(restored.summary())
+
+    @magic_arguments(name="%agent forget")
+    @_plain_usage()
+    @argument("name", nargs="?", help="the agent whose saved conversations to delete")
+    @argument("--notebook", metavar="PATH", help="in another notebook (default: this one)")
+    @argument("--all-notebooks", action="store_true", help="in every notebook")
+    @argument("--id", type=int, metavar="N", help="only the saved conversation with this id")
+    def _agent_forget(self, args: argparse.Namespace) -> None:
+        """delete saved conversations from disk (a live agent of that name stops saving)"""
+        count = forget_conversation(args.name, notebook=args.notebook, all_notebooks=args.all_notebooks,
+                                    conversation=args.id)
+        what = args.name if args.id is None else f"id {args.id}"
+        print(f"Forgot {count} saved conversation{'s' if count != 1 else ''} of {what!r}.")
+
     @magic_arguments(name="%agent send")
     @_plain_usage()
     @argument("sender")
@@ -367,3 +399,23 @@ def _workspace_dir(option: str | None) -> str | None:
     if not folder.is_dir():
         raise ConfigError(f"--workspace: {option!r} is not a directory")
     return str(folder)
+
+
+def saved_table(saved: list[Any], here: str) -> dict[str, str]:
+    """`%agent list --saved`: the saved conversations grouped by notebook, this notebook first."""
+    if not saved:
+        text = "No saved conversations."
+        return {"text/html": f"<p>{text}</p>", "text/plain": text}
+    notebooks = sorted({c.notebook for c in saved}, key=lambda n: (n != here, n))
+    html, plain = ["<table><tr><th>id</th><th>name</th><th>model</th><th>messages</th><th>turns</th>"
+                   "<th>saved (UTC)</th><th></th></tr>"], []
+    for notebook in notebooks:
+        label = f"{notebook}{' (this notebook)' if notebook == here else ''}"
+        html.append(f'<tr><th colspan="7" style="text-align:left">{escape_inline(label)}</th></tr>')
+        plain.append(label)
+        for c in (c for c in saved if c.notebook == notebook):
+            when, use = f"{c.updated:%Y-%m-%d %H:%M}", "in use" if c.in_use else ""
+            html.append(f"<tr><td>{c.id}</td><td>{escape_inline(c.agent)}</td><td>{escape_inline(c.model)}</td>"
+                        f"<td>{c.messages}</td><td>{c.turns}</td><td>{when}</td><td>{use}</td></tr>")
+            plain.append(f"  {c.id:>4} {c.agent:<16} {c.model:<24} {c.messages:>5} msgs {c.turns:>4} turns {when} {use}")
+    return {"text/html": "".join(html) + "</table>", "text/plain": "\n".join(plain)}
