@@ -85,3 +85,14 @@ def test_without_raise_on_deny_the_model_hears_of_the_deny(fake, make_agent):
     agent = make_agent(tools=[add], policies=[agy.deny("add")])
     fake.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("cannot"))
     assert agent.chat("1+1").text == "cannot"
+
+
+def test_an_answer_from_the_headless_setting_is_not_recorded_as_the_users(fake, make_agent):
+    from agy_jupyter.notebook.approvals import HEADLESS, NonInteractiveApprover
+    from agy_jupyter.notebook.live_reply import DisplaySettings
+
+    add, ran = counting_add()
+    agent = make_agent(tools=[add], approval_handler=NonInteractiveApprover(DisplaySettings(headless_approval="allow")))
+    fake.enqueue(Reply.function_call("add", {"a": 1, "b": 1}, id="c1"), Reply.text("2"))
+    record = agent.chat("1+1").tool_calls[0]
+    assert (record.status, record.decided_by) == ("ok", HEADLESS) and ran == [(1, 1)]

@@ -29,7 +29,7 @@ def make_runtime(fake):
 
 def body(request) -> str:
     """The message a request carried, without the "[message from agent X]" header."""
-    return request.last_user_text.split("]", 1)[-1]
+    return request.last_user_text.split("]", 1)[-1].removeprefix("\n")
 
 
 def stalled() -> Reply:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import time
 
 import pytest
@@ -131,6 +132,7 @@ def test_a_figure_appears_in_the_cell_and_reaches_the_model_as_an_image(kernel, 
     execution = kernel.run(f"%%chat {name}\nplot it")
     images = [m for m in execution.messages if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
     assert len(images) == 1
+    assert re.fullmatch(r"\[figure \(\d+x\d+ PNG\)\]", images[0]["content"]["data"]["text/plain"])  # not a repr
     response = fresh.requests[1].function_response_part("c1")
     assert response["response"]["stdout"] == "plotted\n" and "1 figure" in response["response"]["figures"]
     blob = response["parts"][0]["inlineData"]

@@ -228,13 +228,13 @@ def test_several_agents_notebook():
 
     assert "Sent to 'researcher'" in text_of(cell(notebook, "%agent send writer researcher"))
     answer = text_of(cell(notebook, "researcher.wait_for_idle()"))
-    assert "[message from agent writer]Which of your three reasons" in answer
+    assert "[message from agent writer]\nWhich of your three reasons" in answer
     assert "Low usage has the strongest evidence" in answer
 
     assert "[writer: " in text_of(cell(notebook, "%%chat writer --background"))
     rows = text_of(cell(notebook, "import time")).splitlines()
     assert [row.split()[-1] for row in rows if "writer" in row] == ["streaming"]  # still answering meanwhile
-    assert text_of(cell(notebook, "%agent cancel writer")) == "Cancelled 'writer''s reply.\n"
+    assert text_of(cell(notebook, "%agent cancel writer")) == "Cancelled the reply of 'writer'.\n"
     stopped = text_of(cell(notebook, "%agent history writer --last 1"))
     assert "Agent (cancelled):" in stopped
     partial = stopped.split("Agent (cancelled):\n", 1)[1].rstrip()

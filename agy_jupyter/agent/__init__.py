@@ -2,6 +2,7 @@
 from .api import Agent
 from .config import DEFAULT_MODEL, AgentConfig, build_config
 from .content import Blob, dataframe_summary, file, image
+from .directory import agents
 from .events import (ApprovalRequested, QuotaWait, StatusChanged, TextDelta, ThoughtDelta, ToolCallStarted,
                      ToolFinished, TurnFinished)
 from .history import ChatResponse, Message, ToolCallRecord, Usage, history_is_valid
@@ -19,5 +20,5 @@ __all__ = [
     "ThoughtDelta", "Tool", "ToolCallRecord", "ToolResult", "ToolCallStarted", "ToolFinished", "TurnFinished", "Usage",
     "allow", "allow_all", "ask_user", "build_config", "dataframe_summary", "deny", "deny_all", "file",
     "history_is_valid", "image", "safe_defaults", "tool", "workspace_only",
-    "SavedConversation", "forget_conversation", "saved_conversations",
+    "SavedConversation", "forget_conversation", "saved_conversations", "agents",
 ]

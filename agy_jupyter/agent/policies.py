@@ -330,6 +330,7 @@ class Approval:
     reason: str | None = None
     always: bool = False
     always_scope: str = "tool"  # "tool": any arguments; "args": exactly these arguments
+    decided_by: str | None = None  # who answered when it was not a person (a setting, a timeout): the record says
 
     def __post_init__(self) -> None:
         if self.always_scope not in ALWAYS_SCOPES:

@@ -438,7 +438,7 @@ class GeminiSession:
                 continue  # a user turn may have started meanwhile
             self._next_message_at = self.loop.time() + self.services.config.inter_agent_delay
             message, sender = self._inbox.popleft()
-            prompt = message if sender is None else [f"[message from agent {sender}]", *_as_list(message)]
+            prompt = message if sender is None else [f"[message from agent {sender}]\n", *_as_list(message)]
             try:
                 stream = self.start_turn(prompt)
             except AgyError as exc:

@@ -155,6 +155,7 @@ class ToolCaller:
         turn.stream.emit(ApprovalRequested(record.id, tool.name, record.args))
         record.decided_by = "user"
         answer = await self._ask_handler(handler, request, rule if own else None)
+        record.decided_by = answer.decided_by or "user"
         if not answer.approved:  # "always" never turns a deny into a standing allow
             return Decision.DENY, answer.reason or "the user denied it"
         if answer.always:

@@ -28,14 +28,15 @@ from .presence import RenderedBy, front_ends, sender_session
 from .widgets import ApprovalView
 
 log = logging.getLogger(__name__)
+HEADLESS = "AgyMagics.headless_approval"  # decided_by of an answer nobody could give: the setting gave it
 
 
 def non_interactive(request: ApprovalRequest, settings: DisplaySettings,
                     why: str = "no live notebook front end") -> Approval:
     """The decision when no one can click: the `headless_approval` setting."""
     if settings.headless_approval == "allow":
-        return Approval(approved=True, reason="allowed by AgyMagics.headless_approval")
-    return Approval(approved=False, reason=(
+        return Approval(approved=True, reason="allowed by AgyMagics.headless_approval", decided_by=HEADLESS)
+    return Approval(approved=False, decided_by=HEADLESS, reason=(
         f"nobody can approve {request.tool!r} here ({why}). To let it run, create the "
         f"agent with `--policy allow`, or set %config AgyMagics.headless_approval = 'allow'"))
 
@@ -103,8 +104,8 @@ class CellApprover:
                     answer = await decided
             except TimeoutError:
                 self._show(view, "timeout", f"no answer within {self.settings.approval_timeout:g} s")
-                return Approval(approved=False, reason=f"the user did not answer within "
-                                                       f"{self.settings.approval_timeout:g} s")
+                return Approval(approved=False, decided_by="timeout", reason=f"the user did not answer within "
+                                                                             f"{self.settings.approval_timeout:g} s")
             return self._settle(view, answer)
         except asyncio.CancelledError:
             for view in shown:

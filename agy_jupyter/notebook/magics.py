@@ -279,7 +279,7 @@ class AgyMagics(Magics):
         agent = self.directory.get(args.name)
         busy = not agent.is_idle()
         agent.cancel()
-        print(f"Cancelled {agent.name!r}'s reply." if busy else f"{agent.name!r} was not answering.")
+        print(f"Cancelled the reply of {agent.name!r}." if busy else f"{agent.name!r} was not answering.")
 
     @magic_arguments(name="%agent delete")
     @_plain_usage()

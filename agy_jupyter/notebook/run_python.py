@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import contextvars
@@ -41,6 +42,7 @@ import linecache
 import queue
 import re
 import signal
+import struct
 import sys
 import threading
 import traceback
@@ -308,12 +310,13 @@ class PythonJob:
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is None:  # the code did not plot
             return
-        from IPython.display import Image, display
+        from IPython.display import display
         for number in plt.get_fignums():
             figure = plt.figure(number)
             png = _png(figure)
             plt.close(figure)
-            display(Image(data=png, format="png"))
+            display({"image/png": base64.b64encode(png).decode("ascii"), "text/plain": _figure_text(figure, png)},
+                    raw=True)
             self._displayed += 1
             small = png if len(png) <= FIGURE_MAX_BYTES else _png(figure, FIGURE_MAX_BYTES / len(png))
             if len(small) <= FIGURE_MAX_BYTES and len(outcome.figures) < MAX_FIGURES:
@@ -353,6 +356,14 @@ def _png(figure: Any, scale: float = 1.0) -> bytes:
     dpi = figure.dpi * (scale ** 0.5 if scale < 1 else 1.0) * (0.9 if scale < 1 else 1.0)
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def _figure_text(figure: Any, png: bytes) -> str:
+    """What a text-only front end shows for a figure: its title and size, not an object's repr."""
+    width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    title = (figure._suptitle.get_text() if figure._suptitle is not None else "") or "; ".join(titles)
+    return f"[figure{': ' + title if title else ''} ({width}x{height} PNG)]"
 
 
 def _repr(value: Any) -> str:

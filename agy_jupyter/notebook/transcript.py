@@ -226,8 +226,9 @@ class Transcript:
 
     def to_html(self) -> str:
         """The whole reply as sanitized HTML, looking like the live widget (no script, no remote image)."""
-        parts = [f'<div class="agy-header"><span class="agy-agent">{escape(self.agent)}</span>'
-                 f'<span class="agy-model">{escape(self.model)}</span>'
+        # spaces between the spans: where a notebook's stylesheets are stripped (untrusted), they still read apart
+        parts = [f'<div class="agy-header"><span class="agy-agent">{escape(self.agent)}</span> '
+                 f'<span class="agy-model">{escape(self.model)}</span> '
                  f'<span class="agy-status">{escape(self.status)}</span></div>']
         if self.thoughts:
             parts.append('<details class="agy-thoughts"><summary>Thoughts</summary>'

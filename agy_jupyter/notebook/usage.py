@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ..agent.api import Agent
 from ..agent.directory import AgentDirectory, agents
 from ..agent.history import Usage
+from .safe_html import escape, static_html
 
 # USD per million tokens; estimates from published list prices, for orientation only. Thinking
 # tokens are billed as output. Users replace or extend this with `%config AgyMagics.prices = {...}`.
@@ -102,6 +103,22 @@ def usage_text(data: Mapping[str, Any]) -> str:
     if data.get("note"):
         lines.append(data["note"])
     return "\n".join(lines)
+
+
+def usage_html(data: Mapping[str, Any]) -> str:
+    """The usage table as sanitized HTML: what a saved notebook shows where the widget's state is not saved
+    (GitHub, nbconvert, a notebook reopened without widget state)."""
+    rows = data.get("rows", [])
+    who = f"Usage of {data['agent']}" if data.get("agent") else "Usage"
+    head = "".join(f"<th>{escape(title)}</th>" for title in ("Scope", *(t for _, t in _COLUMNS), "Cost"))
+    body = "".join("<tr>" + f"<td>{escape(row['scope'])}</td>"
+                   + "".join(f'<td class="agy-align-right">{row[key]:,}</td>' for key, _ in _COLUMNS)
+                   + f'<td class="agy-align-right">{escape(_cost_text(row.get("cost")))}</td></tr>' for row in rows)
+    notes = usage_text(data).splitlines()[2 + len(rows):]  # the context line and the note, as the text says them
+    return static_html(f'<div class="agy-header"><span class="agy-agent">{escape(who)}</span> '
+                       f'<span class="agy-model">{escape(data.get("model", ""))}</span></div>'
+                       f'<table class="agy-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+                       + "".join(f'<div class="agy-note">{escape(line)}</div>' for line in notes), "agy-reply")
 
 
 def _cost_text(cost: float | None) -> str:

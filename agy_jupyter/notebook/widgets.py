@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import pathlib
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 import anywidget
 import traitlets as t
 
-from .usage import usage_text
+from .usage import usage_html, usage_text
 
 STATIC_DIR = pathlib.Path(__file__).parent / "static"
 BUILD_HINT = ("build the front end with `npm --prefix labextension install && npm --prefix labextension run build` "
@@ -141,3 +141,11 @@ class UsageView(anywidget.AnyWidget):
     def __repr__(self) -> str:
         """A text table: anywidget makes it the text/plain beside the widget (terminals, jupyter console, logs)."""
         return usage_text(self.data)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget, and beside it the table as sanitized HTML for where no widget state is saved."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/html"] = usage_html(self.data)
+        return bundle
