@@ -13,7 +13,7 @@ import { Transcript } from "./transcript.js";
 
 export const TRANSCRIPT_MIME = "application/vnd.agy.transcript+json";
 export const TRANSCRIPT_VERSION = 2;
-const STATUS_WORDS = { done: "Done", error: "Error", cancelled: "Cancelled" }; // as stream_view.js statusText
+const STATUS_WORDS = { done: "Done", error: "Error", cancelled: "Cancelled", "continued below": "Continued below" }; // as stream_view.js statusText
 
 /** The static copy's root element in `html` (parsed inert), or null. */
 function staticRoot(html) {
