@@ -185,22 +185,8 @@ class Notebook:
     def value(self, expression: str) -> Any:
         return json.loads(self.kernel.run(f"import json as _json; print(_json.dumps({expression}))").text())
 
-    def stream_comm(self, execution: Execution) -> str | None:
-        for msg in list(execution.messages):
-            if (msg["msg_type"] == "comm_open"
-                    and str(msg["content"]["data"]["state"].get("_anywidget_id", "")).endswith("StreamView")):
-                return msg["content"]["comm_id"]
-        return None
-
     def widget_text(self, execution: Execution) -> str:
-        comm, text = self.stream_comm(execution), ""
-        for msg in list(execution.messages):
-            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm:
-                content = msg["content"]["data"].get("content") or {}
-                if content.get("reset"):
-                    text = ""
-                text += "".join(op[1] for op in content.get("ops", ()) if op[0] == "text")
-        return text
+        return execution.view_text()
 
     # -- 1. iopub bytes ---------------------------------------------------------------------------
 

@@ -54,6 +54,22 @@ class Execution:
     def text(self) -> str:
         return "".join(m["content"].get("text", "") for m in self.messages if m["msg_type"] == "stream")
 
+    def stream_view(self) -> str | None:
+        """The comm id of the first reply view (StreamView) this execution opened, or None."""
+        return next((m["content"]["comm_id"] for m in list(self.messages) if m["msg_type"] == "comm_open"
+                     and str(m["content"]["data"]["state"].get("_anywidget_id", "")).endswith("StreamView")), None)
+
+    def view_text(self, comm_id: str | None = None) -> str:
+        """The reply text a front end shows after applying the view's ops messages (default: the first view)."""
+        comm_id, text = comm_id or self.stream_view(), ""
+        for message in list(self.messages):
+            if message["msg_type"] == "comm_msg" and message["content"]["comm_id"] == comm_id:
+                content = message["content"]["data"].get("content") or {}
+                if content.get("reset"):
+                    text = ""
+                text += "".join(op[1] for op in content.get("ops", ()) if op[0] == "text")
+        return text
+
     def errors(self) -> list[dict]:
         return [m["content"] for m in self.messages if m["msg_type"] == "error"]
 

@@ -121,22 +121,8 @@ class Agy(Tool):
     def cell(self, prompt: str) -> str:
         return f"%%chat writer\n{prompt}"
 
-    def stream_comm(self, execution: Execution) -> str | None:
-        for msg in list(execution.messages):
-            if (msg["msg_type"] == "comm_open"
-                    and str(msg["content"]["data"]["state"].get("_anywidget_id", "")).endswith("StreamView")):
-                return msg["content"]["comm_id"]
-        return None
-
     def shown(self, execution: Execution) -> str:
-        comm, text = self.stream_comm(execution), ""
-        for msg in list(execution.messages):
-            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm:
-                content = msg["content"]["data"].get("content") or {}
-                if content.get("reset"):
-                    text = ""
-                text += "".join(op[1] for op in content.get("ops", ()) if op[0] == "text")
-        return text
+        return execution.view_text()
 
 
 class Chatlab(Tool):
@@ -270,7 +256,7 @@ def stop_case(tool: Agy) -> float:
     wait_until(lambda: "Once upon" in tool.shown(execution), timeout=WAIT)
     time.sleep(0.2)
     stopped = _common.clock()
-    tool.kernel.send_comm(tool.stream_comm(execution), {"type": "stop"})
+    tool.kernel.send_comm(execution.stream_view(), {"type": "stop"})
     gone = tool.fake.wait_for_disconnect(DISCONNECT_WAIT)
     tool.kernel.wait(execution, WAIT)
     forget(tool, execution)
