@@ -16,13 +16,18 @@ Record a real session once and replay it offline (see :mod:`.cassette` and :mod:
     with replay("session.json"):            # a FakeGemini answering from the cassette
         ...
 
+Without a key, ``FakeGemini(default=local_replies())`` answers with the embedded local model, so
+``record(path, upstream=that_fake)`` makes a cassette of its answers (see :mod:`.local_replies`).
+
 Run it standalone with ``python -m agy_jupyter.testing --help``.
 """
 from .cassette import Cassette, CassetteMismatch, CassetteMismatchError
 from .fake_gemini import Disconnect, FakeGemini, RecordedRequest, normalize_keys
+from .local_replies import LocalReplies, local_replies
 from .recorder import Recorder, record
 from .replay import replay
 from .replies import Chunk, Reply, Usage
 
 __all__ = ["FakeGemini", "Reply", "Chunk", "Usage", "RecordedRequest", "Disconnect", "normalize_keys",
            "record", "replay", "Recorder", "Cassette", "CassetteMismatch", "CassetteMismatchError"]
+__all__ += ["local_replies", "LocalReplies"]

@@ -1,10 +1,10 @@
 """Run the fake Gemini server from the command line, for manual testing of notebooks and agents.
 
     python -m agy_jupyter.testing [--port N] [--host 127.0.0.1]
-                                  [--reply-text TEXT | --echo] [--chunks N] [--delay S] [--ttft S]
+                                  [--reply-text TEXT | --echo | --local [FILE.gguf]] [--chunks N] [--delay S] [--ttft S]
                                   [--script FILE.json] [--quiet]
     python -m agy_jupyter.testing --cassette FILE.json [--speed fast|realtime|N]
-    python -m agy_jupyter.testing --record FILE.json [--upstream URL]
+    python -m agy_jupyter.testing --record FILE.json [--upstream URL | --local [FILE.gguf]]
 
 It prints the base URL and the environment lines to set, e.g.::
 
@@ -16,13 +16,16 @@ then serves until Ctrl-C (or SIGTERM). Every generate request gets the next repl
 from ``--script`` (a JSON list of replies, format in
 :mod:`agy_jupyter.testing.replies`), then the default reply: ``--reply-text``, or
 (the default, ``--echo``) ``"You said: <last user text>"``. ``--chunks``,
-``--delay`` and ``--ttft`` shape the default reply.
+``--delay`` and ``--ttft`` shape the default reply. ``--local`` answers with the embedded local model
+instead (or the GGUF given; see :mod:`agy_jupyter.testing.local_replies`), loaded on the first request.
 
 ``--cassette`` replays a recorded session instead (see :mod:`agy_jupyter.testing.cassette`);
 a request the cassette does not hold is answered with HTTP 400 naming the difference, logged
 to stderr, and makes the exit status 1. ``--record`` runs the recording proxy in front of
 ``--upstream`` (default: where google-genai would send requests) and writes the cassette as
 replies finish; it prints only ``GOOGLE_GEMINI_BASE_URL`` (your own key is used, never written).
+``--record FILE.json --local`` records the local model's answers (a fake server answering with it is the
+upstream), and prints ``GEMINI_API_KEY=fake-key`` too: no real key is involved.
 To run a notebook headless against a cassette, start ``--cassette`` in the background, export
 the two variables it prints, then start the kernel (nbclient, ``jupyter execute``).
 """
@@ -35,7 +38,9 @@ import sys
 import threading
 from typing import Sequence
 
+from ..runtime.errors import ConfigError
 from .fake_gemini import FakeGemini
+from .local_replies import LocalReplies
 from .recorder import Recorder
 from .replies import Reply
 
@@ -48,6 +53,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--reply-text", metavar="TEXT", help="answer every request with TEXT")
     mode.add_argument("--echo", action="store_true", help='answer "You said: <last user text>" (default)')
+    mode.add_argument("--local", nargs="?", const="", metavar="FILE.gguf",
+                      help="answer with the embedded local model (or this GGUF); needs agy_jupyter[local]")
     parser.add_argument("--chunks", type=int, default=1, help="stream the default reply in N chunks")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between chunks")
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first chunk")
@@ -92,18 +99,32 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _local_replies(args: argparse.Namespace) -> LocalReplies | None:
+    """The local model's replies if --local was given; ConfigError (what to install) if it cannot run here."""
+    return LocalReplies(args.local or None, chunks=args.chunks) if args.local is not None else None
+
+
 def _record(args: argparse.Namespace) -> int:
+    if args.local is not None and args.upstream:
+        print("error: give --upstream or --local, not both", file=sys.stderr)
+        return 2
     try:
-        recorder = Recorder(args.record, args.upstream, host=args.host, port=args.port, log=not args.quiet)
-    except ValueError as exc:
+        replies = _local_replies(args)
+        local = FakeGemini(default=replies).start() if replies else None  # the upstream with --local
+        recorder = Recorder(args.record, local.url if local else args.upstream, host=args.host, port=args.port,
+                            log=not args.quiet)
+    except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     done = _stop_signals()
     recorder.start()
-    print(f"Recording {recorder.upstream} into {args.record}", flush=True)
-    for name, value in recorder.env().items():
+    print(f"Recording {'the local model' if local else recorder.upstream} into {args.record}", flush=True)
+    env = {**recorder.env(), "GEMINI_API_KEY": local.api_key} if local else recorder.env()
+    for name, value in env.items():
         print(f"{name}={value}", flush=True)
     _serve_until_stopped(done, recorder.stop)
+    if local:
+        local.stop()
     print(f"Saved {_plural(len(recorder.cassette.interactions), 'interaction')} to {args.record}", flush=True)
     return 0
 
@@ -136,7 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _record(args)
     if args.cassette:
         return _replay(args)
-    if args.reply_text is not None:
+    if args.local is not None:
+        try:
+            default = _local_replies(args)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.reply_text is not None:
         default = Reply.text(args.reply_text, chunks=args.chunks, delay=args.delay, ttft=args.ttft)
     else:
         default = Reply.echo(chunks=args.chunks, delay=args.delay, ttft=args.ttft)
