@@ -350,19 +350,23 @@ def test_recorder_says_when_it_cannot_reach_upstream(tmp_path, key_env):
 
 # ----------------------------------------------------------------------------- command line
 def _start_cli(*args: str) -> tuple[subprocess.Popen, str, str]:
-    """Start the CLI; returns the process, the base URL it printed, and what it printed until then."""
+    """Start the CLI; returns the process, the base URL it printed, and what it printed until it said it serves.
+
+    Read to that line: communicate() reads the pipe's file descriptor, so lines readline() buffered are lost."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-m", "agy_jupyter.testing", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 15
-    lines = []
+    lines, url = [], None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         lines.append(line)
         if line.startswith("GOOGLE_GEMINI_BASE_URL="):
-            return proc, line.strip().split("=", 1)[1], "".join(lines)
+            url = line.strip().split("=", 1)[1]
+        if url and line.startswith("Press Ctrl-C"):
+            return proc, url, "".join(lines)
     proc.kill()
     raise AssertionError(f"no base URL printed: {lines} {proc.stderr.read()}")
 

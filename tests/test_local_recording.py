@@ -154,7 +154,7 @@ def test_cli_records_the_local_model_without_a_key(tmp_path, no_credentials):
     finally:
         code, out, err = _stop_cli(proc)
     assert code == 0, err
-    assert "Recording the local model" in banner and "GEMINI_API_KEY=fake-key" in out and "1 interaction" in out
+    assert "Recording the local model" in banner and "GEMINI_API_KEY=fake-key" in banner and "1 interaction" in out
     assert "Paris" in answer.text and answer.usage_metadata.candidates_token_count > 0
     interaction = json.loads(path.read_text())["interactions"][0]
     assert interaction["response"]["body"]["candidates"][0]["content"]["parts"][0]["text"] == answer.text
