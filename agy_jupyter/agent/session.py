@@ -34,7 +34,7 @@ from .history import (ChatResponse, Message, ToolCallRecord, Usage, contents_for
                       merge_same_role, unanswered_calls)
 from .persistence import Recorder
 from .policies import PolicySet, warn_wholesale_allow
-from .stream_reader import StreamReader
+from .stream_close import close_stream
 from .tool_calls import DENIED_PREFIX, ToolCaller
 from .turn import Turn, response_from_history
 from .worker_threads import RESOURCE_KEY as WORKER_THREADS, WorkerThreads
@@ -265,13 +265,15 @@ class GeminiSession:
             turn.set_status("thinking")
             try:
                 chunks = await self.backend.stream(self.config.model, contents, config)
-                # an early exit (a blocked prompt, an error of ours, a cancel) closes the HTTP stream
-                async with StreamReader(chunks) as reader:
-                    async for chunk in reader:
+                try:
+                    async for chunk in chunks:
                         if chunk.usage_metadata is not None:  # first: a chunk that raises below was billed too
                             usage_metadata = chunk.usage_metadata
                         check_prompt_feedback(chunk)
                         self._read_chunk(turn, merger, chunk)
+                except Exception:  # we stopped reading early (a blocked prompt, an error of ours): close it
+                    await close_stream(chunks)
+                    raise
             except BaseException as exc:
                 turn.usage += Usage.from_metadata(usage_metadata)  # what the failed call was billed
                 if not isinstance(exc, Exception):
