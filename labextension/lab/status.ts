@@ -1,5 +1,5 @@
-// The status-bar item: replies streaming, approvals waiting (click to go to the cell), the session's tokens
-// and estimated cost, for the current notebook's kernel. The kernel opens one comm, target
+// The status-bar item: replies streaming (with Stop), approvals waiting (click to go to the cell), the session's
+// tokens and estimated cost, for the current notebook's kernel. The kernel opens one comm, target
 // agy_jupyter.status, at `%load_ext agy_jupyter` (agy_jupyter/notebook/lab_status.py) and sends the whole
 // small state on each change. The target is registered on every kernel connection a notebook gets; a
 // restarted kernel is a new connection with no state, so the item is hidden until %load_ext runs again.
@@ -9,6 +9,7 @@ import { Kernel, KernelMessage } from "@jupyterlab/services";
 import { IStatusBar } from "@jupyterlab/statusbar";
 import { ISignal, Signal } from "@lumino/signaling";
 import { Widget } from "@lumino/widgets";
+import { COMMANDS } from "./commands.js";
 
 export const STATUS_TARGET = "agy_jupyter.status";
 
@@ -32,12 +33,13 @@ class StatusWidget extends Widget {
   private streaming = document.createElement("span");
   private approvals = document.createElement("button");
   private usage = document.createElement("span");
+  private stop = document.createElement("button");
   state: AgentStatus | null = null;
   private changed = new Signal<this, void>(this);
   /** The status bar shows the item only while a kernel with agy_jupyter loaded sends it a state. */
   get activeStateChanged(): ISignal<this, void> { return this.changed; }
 
-  constructor(private onApprovals: (approval: Approval) => void) {
+  constructor(private onApprovals: (approval: Approval) => void, onStop: () => void) {
     super();
     this.addClass("agy-statusbar");
     this.node.setAttribute("role", "status");
@@ -47,7 +49,13 @@ class StatusWidget extends Widget {
       const first = this.state?.approvals[0];
       if (first) this.onApprovals(first);
     });
-    this.node.append(this.streaming, this.approvals, this.usage);
+    this.stop.className = "agy-statusbar-stop";
+    this.stop.type = "button";
+    this.stop.textContent = "Stop";
+    this.stop.title = "Stop every agent reply running in this notebook's kernel";
+    this.stop.setAttribute("aria-label", "Stop agents");
+    this.stop.addEventListener("click", onStop);
+    this.node.append(this.streaming, this.stop, this.approvals, this.usage);
     this.render(null);
   }
 
@@ -58,6 +66,7 @@ class StatusWidget extends Widget {
     if (!state) return;
     const text = statusTexts(state);
     this.streaming.textContent = `Agents: ${text.streaming}`;
+    this.stop.hidden = state.streaming === 0;
     this.approvals.textContent = text.approvals;
     this.approvals.hidden = !text.approvals;
     this.approvals.title = state.approvals.length ? `Go to the cell of ${state.approvals[0].agent}'s ${state.approvals[0].tool} approval` : "";
@@ -71,7 +80,8 @@ class StatusWidget extends Widget {
 export function addStatusItem(app: JupyterFrontEnd, tracker: INotebookTracker, statusBar: IStatusBar): void {
   const states = new WeakMap<Kernel.IKernelConnection, AgentStatus>();
   const registered = new WeakSet<Kernel.IKernelConnection>();
-  const widget = new StatusWidget((approval) => void goToCell(app, tracker, approval));
+  const widget = new StatusWidget((approval) => void goToCell(app, tracker, approval),
+    () => void app.commands.execute(COMMANDS.stop));
 
   const refresh = (): void => {
     const kernel = tracker.currentWidget?.sessionContext.session?.kernel;

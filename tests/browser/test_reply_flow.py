@@ -1,5 +1,5 @@
 """What a user does with a running reply in a real JupyterLab: watch it stream, Approve, Deny with a reason,
-"Always allow" a tool, Stop it from the reply's Stop button and from the toolbar's interrupt button.
+"Always allow" a tool, Stop it from the reply's Stop button, the toolbar's interrupt button and the status bar.
 
 Each test scripts the fake Gemini server and checks the result where it lands: the page for what the user
 sees, `fake_gemini.requests` for what went back to the model, the kernel (a later cell) for what ran.
@@ -125,11 +125,11 @@ def test_always_allow_skips_the_next_approval_for_that_tool_only(lab, lab_page, 
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("how", ["reply", "toolbar"])
+@pytest.mark.parametrize("how", ["reply", "toolbar", "status bar"])
 def test_stop_ends_the_turn_and_the_next_chat_works(lab, lab_page, fake_gemini, tmp_path, how):
     fake_gemini.enqueue(Reply.text("word " * 300, chunks=300, delay=0.1),  # 30 s unless stopped
                         Reply.text("Still here."))
-    name = f"stop_{how}.ipynb"
+    name = f"stop_{how.replace(' ', '_')}.ipynb"
     lab.write_notebook(name, ["%load_ext agy_jupyter\n%agent create talker", "%%chat\nTalk slowly.",
                               "%%chat\nAre you there?"])
     lab_page.open(name)
@@ -140,12 +140,14 @@ def test_stop_ends_the_turn_and_the_next_chat_works(lab, lab_page, fake_gemini, 
     started = time.monotonic()
     if how == "reply":
         cell.locator(".agy-stream").get_by_role("button", name="Stop", exact=True).click()
-    else:
+    elif how == "toolbar":
         lab_page.page.locator('.jp-NotebookPanel-toolbar [data-command="notebook:interrupt-kernel"]').click()
+    else:
+        lab_page.page.locator(".agy-statusbar").get_by_role("button", name="Stop agents").click()
     lab_page.wait_for_cells(range(1, 2), {1: before}, 20)
     assert time.monotonic() - started < 10, "the turn ended when asked, not when the reply did"
     text = lab_page.outputs_text(1)
     assert text.count("word") < 300
-    lab_page.screenshot(tmp_path / f"stopped-from-{how}.png")
+    lab_page.screenshot(tmp_path / f"stopped-from-{how.replace(' ', '-')}.png")
     lab_page.run_cell(2)
     lab_page.wait_for_output_text(2, "Still here.")
