@@ -51,6 +51,9 @@ def test_the_comm_opens_at_load_ext_with_an_empty_state(server):
         opened = status_comms(kernel)
         assert len(opened) == 1
         assert opened[0]["content"]["data"] == {"streaming": 0, "approvals": [], "tokens": 0, "cost": None}
+        comm_id = opened[0]["content"]["comm_id"]
+        kernel._send_shell(kernel.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"action": "state"}}))
+        assert wait_state(kernel, comm_id, lambda s: True) == opened[0]["content"]["data"], "a reloaded page asks"
         kernel.run("%reload_ext agy_jupyter")  # loaded again: a new comm, the old one closed
         assert len(status_comms(kernel)) == 2
         closed = [m["content"]["comm_id"] for _, _, m in kernel.iopub_log if m["msg_type"] == "comm_close"]

@@ -2,7 +2,8 @@
 
 One comm per kernel, target `agy_jupyter.status`, opened by the kernel at `%load_ext agy_jupyter`
 (lab_control.register calls `open_comm`); the extension registers that target on every kernel it
-talks to. A kernel restart ends the comm (and the item); loading the extension again opens a new one.
+talks to. A kernel restart ends the comm (and the item); loading the extension again opens a new one. A page loaded later (a reload) finds the open comm with a
+comm_info request, and any message on the comm asks for the state again.
 
 The state is small: ``{"streaming": n, "approvals": [{"agent", "tool", "cell"}], "tokens": n, "cost": usd
 or None}``, where "cell" is the id of the cell whose reply asks (JupyterLab sends it with the execute
@@ -51,6 +52,7 @@ class StatusBoard:
         if self._comm is not None:
             self._comm.close()
         self._comm = create_comm(target_name=TARGET, data=self.state())
+        self._comm.on_msg(lambda _message: self._send(force=True))
         self._sent = self.state()
 
     # -- the hooks (live_reply.py, approvals.py) -------------------------------------------------
@@ -105,11 +107,11 @@ class StatusBoard:
             self._timer.daemon = True
             self._timer.start()
 
-    def _send(self) -> None:
+    def _send(self, force: bool = False) -> None:
         with self._lock:
             self._timer = None
         state = self.state()
-        if state == self._sent or self._comm is None:
+        if (state == self._sent and not force) or self._comm is None:
             return
         self._sent = state
         try:

@@ -91,15 +91,24 @@ export function addStatusItem(app: JupyterFrontEnd, tracker: INotebookTracker, s
   const watch = (kernel: Kernel.IKernelConnection | null | undefined): void => {
     if (!kernel || registered.has(kernel)) return;
     registered.add(kernel);
-    kernel.registerCommTarget(STATUS_TARGET, (comm: Kernel.IComm, open: KernelMessage.ICommOpenMsg) => {
-      const update = (data: unknown): void => {
-        states.set(kernel, data as AgentStatus);
-        refresh();
-      };
-      update(open.content.data);
-      comm.onMsg = (msg) => update(msg.content.data);
+    const attach = (comm: Kernel.IComm): void => {
+      comm.onMsg = (msg) => { states.set(kernel, msg.content.data as AgentStatus); refresh(); };
       comm.onClose = () => { states.delete(kernel); refresh(); };
+    };
+    kernel.registerCommTarget(STATUS_TARGET, (comm: Kernel.IComm, open: KernelMessage.ICommOpenMsg) => {
+      attach(comm);
+      states.set(kernel, open.content.data as AgentStatus);
+      refresh();
     });
+    // A page (re)loaded after %load_ext missed the comm_open: find the open comm and ask for the state.
+    kernel.requestCommInfo({ target_name: STATUS_TARGET }).then((reply) => {
+      const ids = reply.content.status === "ok" ? Object.keys(reply.content.comms) : [];
+      const id = ids[ids.length - 1];
+      if (!id || kernel.hasComm(id)) return;
+      const comm = kernel.createComm(STATUS_TARGET, id);
+      attach(comm);
+      comm.send({ action: "state" });
+    }).catch(() => undefined); // a kernel that is gone or restarting: its next connection asks again
     kernel.statusChanged.connect((_, status) => {
       if (status === "restarting" || status === "autorestarting" || status === "dead") {
         states.delete(kernel);

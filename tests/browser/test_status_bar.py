@@ -1,7 +1,7 @@
 """The status-bar item in a real JupyterLab (labextension/lab/status.ts, fed by agy_jupyter/notebook/lab_status.py):
 hidden until %load_ext; it counts a running agent and a waiting approval; clicking the approval count goes to
 the cell that asks; after the turn it shows the session's tokens and estimated cost; a kernel restart hides it
-and %load_ext brings it back. Screenshots go to the test's tmp directory, or to $AGY_SCREENSHOT_DIR."""
+and %load_ext brings it back; a reloaded page shows it again. Screenshots go to the test's tmp directory, or to $AGY_SCREENSHOT_DIR."""
 from __future__ import annotations
 
 import pytest
@@ -72,4 +72,11 @@ def test_status_bar_counts_agents_and_approvals_and_goes_to_the_cell(lab, lab_pa
     lab_page.run_cell(4)
     item.wait_for(state="visible", timeout=10_000)
     assert item.inner_text().replace("\n", " ").startswith("Agents: 0 agents streaming · 0 tokens")
+
+    lab_page.save()  # else the page asks "leave?" (and LabPage dismisses dialogs)
+    page.reload()  # a page loaded after %load_ext finds the kernel's open comm
+    lab_page.wait_for_notebook()
+    item.wait_for(state="visible", timeout=20_000)
+    assert item.inner_text().replace("\n", " ").startswith("Agents: 0 agents streaming · 0 tokens")
     assert lab_page.foreign_requests == [] and lab_page.dialogs == []
+    lab_page.screenshot(tmp_path / "status-bar-reloaded.png")
