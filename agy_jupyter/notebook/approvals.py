@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from ..agent.policies import Approval, ApprovalRequest
+from .lab_status import board as status_board
 from .live_reply import DisplaySettings, LiveReply
 from .presence import RenderedBy, front_ends, sender_session
 from .widgets import ApprovalView
@@ -82,6 +83,7 @@ class CellApprover:
                                 timeout_seconds=self.settings.approval_timeout)
             view.set_handler(on_message)
             self.live.add_view(view)
+            status_board.approval_shown(self.live, view)  # the JupyterLab status bar lists it while pending
             return view
 
         shown: list[ApprovalView] = []  # for the cancel path

@@ -5,7 +5,7 @@
 ``{"stopped": N}``, then closes the comm. A comm, not an execute request: a running `%%chat` cell holds
 the execute queue, while comm messages are handled whenever that (async) cell awaits. A comm to a
 kernel without the extension loaded is closed at once by ipykernel ("No such comm target"), which the
-command reports as "not loaded".
+command reports as "not loaded". `register` also opens the status bar's comm (lab_status.py).
 """
 from __future__ import annotations
 
@@ -44,4 +44,7 @@ def register(shell: Any) -> bool:
             comm.close()
 
     manager.register_target(TARGET, opened)
+    from .lab_status import board
+
+    board.open_comm()  # the status bar's comm (lab_status.py)
     return True

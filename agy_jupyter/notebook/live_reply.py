@@ -39,6 +39,7 @@ from IPython.display import display
 from ..agent.events import TurnFinished
 from ..runtime.errors import AgyError
 from ..runtime.stream import ChatStream
+from .lab_status import board as status_board
 from .main_thread import MainThread
 from .presence import RenderedBy, front_ends, sender_session
 from .transcript import CONTINUED, Transcript
@@ -129,6 +130,7 @@ class LiveReply:
         self.on_stop = stream.cancel
         stream.add_listener(self._on_event)
         stream.add_done_callback(self._finish)
+        status_board.reply_started(self)  # the JupyterLab status bar counts it until `finished`
         if not self.text_mode:
             self.loop.call_soon_threadsafe(self._arm_headless_check, context=contextvars.copy_context())
 

@@ -4,8 +4,10 @@ import { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application"
 import { ICommandPalette } from "@jupyterlab/apputils";
 import { EditorExtensionRegistry, IEditorExtensionRegistry, IEditorLanguageRegistry } from "@jupyterlab/codemirror";
 import { INotebookTracker } from "@jupyterlab/notebook";
+import { IStatusBar } from "@jupyterlab/statusbar";
 import { addCommands } from "./commands.js";
 import { agyHighlighting, chatLanguage, isChatSource } from "./highlight.js";
+import { addStatusItem } from "./status.js";
 
 const highlighting: JupyterFrontEndPlugin<void> = {
   id: "agy-jupyter:highlighting",
@@ -39,4 +41,14 @@ const commands: JupyterFrontEndPlugin<void> = {
   },
 };
 
-export default [highlighting, commands];
+const status: JupyterFrontEndPlugin<void> = {
+  id: "agy-jupyter:status",
+  description: "A status-bar item: agents streaming, approvals waiting, session tokens and estimated cost.",
+  autoStart: true,
+  requires: [INotebookTracker, IStatusBar],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, statusBar: IStatusBar) => {
+    addStatusItem(app, tracker, statusBar);
+  },
+};
+
+export default [highlighting, commands, status];

@@ -23,7 +23,7 @@ from agy_jupyter.testing import Chunk, Reply
 from lab_page import LabPage
 
 TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
-PLUGINS = ["agy-jupyter:highlighting", "agy-jupyter:commands", "agy-jupyter:transcript-renderer"]
+PLUGINS = ["agy-jupyter:highlighting", "agy-jupyter:commands", "agy-jupyter:transcript-renderer", "agy-jupyter:status"]
 SETUP = ("def lookup(city: str) -> dict:\n"
          '    """The weather in a city."""\n'
          "    return {'city': city, 'forecast': 'sunny', 'high_c': 21}\n"
