@@ -12,6 +12,13 @@ const nextFrame = (fn) =>
 const cancelFrame = (id) =>
   typeof cancelAnimationFrame === "function" ? cancelAnimationFrame(id) : clearTimeout(id);
 
+/** `code` as a Markdown fenced block that no backtick run inside it can close. */
+function fenced(code, language) {
+  const longest = Math.max(2, ...(code.match(/`+/g) || []).map((run) => run.length));
+  const fence = "`".repeat(longest + 1);
+  return `${fence}${language.toLowerCase().replace(/[^a-z0-9_+-]/g, "")}\n${code}\n${fence}`;
+}
+
 /** A labelled JSON block, collapsed into a <details> when it is long. */
 function jsonBlock(label, value, className) {
   const text = prettyJson(value);
@@ -202,12 +209,17 @@ export class Transcript {
     else if (kind === "citations") this.addCitations(payload || {});
   }
 
-  /** Code Gemini runs on its servers: a card with the code, then its output. */
+  /** Code Gemini runs on its servers: a card with the code (highlighted once the Markdown renderer is
+   * here: it is a fenced block of a text block), then its output. */
   addCode({ id = null, code = "", language = "python" }) {
     this.text = this.thought = null;
     const status = h("span", { className: "agy-tool-status" }, "running…");
+    const body = h("div", { className: "agy-md agy-code-body" });
     const el = h("div", { className: "agy-code-run", "data-status": "running", "data-language": language },
-      h("div", { className: "agy-tool-head" }, "Code run by Gemini ", status), h("pre", {}, String(code)));
+      h("div", { className: "agy-tool-head" }, "Code run by Gemini ", status), body);
+    const block = this.newBlock(body);
+    block.append(fenced(String(code), String(language ?? "")));
+    this.markDirty(block);
     this.el.append(el);
     this.runs.push({ id, el, status, outcome: null });
   }

@@ -69,6 +69,11 @@ test("Gemini's code runs show code and output; cited sources are links only for 
   const run = blocks(el)[1];
   assert.ok(run.classList.contains("agy-code-run"));
   assert.equal(run.dataset.status, "running");
+  await nextFrame();
+  const highlighted = run.querySelector("pre code");  // highlighted as Python, its text as written, no markup run
+  assert.equal(highlighted.textContent.trim(), "print('<img src=x onerror=alert(1)>')");
+  assert.ok(highlighted.querySelector("[class^=hljs]"), highlighted.outerHTML);
+  assert.equal(run.querySelector("img"), null);
   assert.equal(run.querySelector(".agy-tool-status").textContent, "running…");
   model.receive(ops([
     ["code_result", { id: null, code: "", language: "python", outcome: "deadline_exceeded", output: "<b>late</b>" }],
@@ -84,7 +89,7 @@ test("Gemini's code runs show code and output; cited sources are links only for 
   assert.equal(run.dataset.status, "error");
   assert.equal(run.querySelector(".agy-tool-status").textContent, "deadline exceeded");
   const [code, output] = run.querySelectorAll("pre");
-  assert.equal(code.textContent, "print('<img src=x onerror=alert(1)>')");
+  assert.equal(code.textContent.trimEnd(), "print('<img src=x onerror=alert(1)>')");  // a fenced block ends in \n
   assert.equal(output.textContent, "<b>late</b>");
   const cited = blocks(el)[3];
   assert.ok(cited.classList.contains("agy-citations"));
