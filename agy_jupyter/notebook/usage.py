@@ -95,6 +95,12 @@ def usage_text(data: Mapping[str, Any]) -> str:
         shown = _cost_text(row.get("cost"))
         lines.append(str(row["scope"]).ljust(scope_width) + "".join(f"{row[key]:>12,}" for key, _ in _COLUMNS)
                      + f"{shown:>14}")
+    return "\n".join(lines + _footer(data))
+
+
+def _footer(data: Mapping[str, Any]) -> list[str]:
+    """The lines under the table: the context fill and the note on prices."""
+    lines = []
     context = data.get("context") or {}
     if context.get("limit"):
         lines.append(f"Context: {context['used']:,} of {context['limit']:,} tokens ({context['percent']:.1f}% full)")
@@ -102,7 +108,7 @@ def usage_text(data: Mapping[str, Any]) -> str:
         lines.append(f"Context: {context.get('used', 0):,} tokens (no known limit for this model)")
     if data.get("note"):
         lines.append(data["note"])
-    return "\n".join(lines)
+    return lines
 
 
 def usage_html(data: Mapping[str, Any]) -> str:
@@ -114,11 +120,10 @@ def usage_html(data: Mapping[str, Any]) -> str:
     body = "".join("<tr>" + f"<td>{escape(row['scope'])}</td>"
                    + "".join(f'<td class="agy-align-right">{row[key]:,}</td>' for key, _ in _COLUMNS)
                    + f'<td class="agy-align-right">{escape(_cost_text(row.get("cost")))}</td></tr>' for row in rows)
-    notes = usage_text(data).splitlines()[2 + len(rows):]  # the context line and the note, as the text says them
     return static_html(f'<div class="agy-header"><span class="agy-agent">{escape(who)}</span> '
                        f'<span class="agy-model">{escape(data.get("model", ""))}</span></div>'
                        f'<table class="agy-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-                       + "".join(f'<div class="agy-note">{escape(line)}</div>' for line in notes), "agy-reply")
+                       + "".join(f'<div class="agy-note">{escape(line)}</div>' for line in _footer(data)), "agy-reply")
 
 
 def _cost_text(cost: float | None) -> str:

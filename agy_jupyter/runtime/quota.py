@@ -73,8 +73,9 @@ class QuotaState:
 class QuotaRegistry:
     """Maps credentials to their shared QuotaState."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: type[QuotaState] = QuotaState) -> None:
         self._lock = threading.Lock()
+        self._state = state  # the class of each key's state (a test may note more than QuotaState does)
         self._states: dict[str, QuotaState] = {}
 
     def state_for_key(self, credential: str | None) -> QuotaState:
@@ -82,8 +83,13 @@ class QuotaRegistry:
         with self._lock:
             state = self._states.get(key_id)
             if state is None:
-                state = self._states[key_id] = QuotaState(key_id)
+                state = self._states[key_id] = self._state(key_id)
             return state
+
+    def states(self) -> list[QuotaState]:
+        """Every key's state so far."""
+        with self._lock:
+            return list(self._states.values())
 
     def __repr__(self) -> str:
         return f"QuotaRegistry({len(self._states)} credentials)"

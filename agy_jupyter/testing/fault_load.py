@@ -138,20 +138,6 @@ class _HitTimes(QuotaState):
         return delay
 
 
-class _WatchedQuota(QuotaRegistry):
-    def state_for_key(self, credential: str | None) -> QuotaState:
-        with self._lock:
-            state = self._states.get(credential_key := _key_id(credential))
-            if state is None:
-                state = self._states[credential_key] = _HitTimes(credential_key)
-            return state
-
-
-def _key_id(credential: str | None) -> str:
-    from ..runtime.quota import credential_id
-    return credential_id(credential)
-
-
 def work(mode: str) -> str:
     """Do some work. mode: ok, raise or hang."""
     if mode == "raise":
@@ -167,7 +153,7 @@ def run_fault_load(fake: FakeGemini, *, agents: int = 50, turns: int = 20, fault
     plan = FaultPlan(fault_rate, seed)
     fake.reset()
     fake.default = plan
-    quota = _WatchedQuota()
+    quota = QuotaRegistry(state=_HitTimes)
     starts: list[float] = []  # when each model call started (after its quota check), time.monotonic()
     stream = GeminiBackend.stream
 
@@ -189,7 +175,7 @@ def run_fault_load(fake: FakeGemini, *, agents: int = 50, turns: int = 20, fault
     finally:
         runtime.shutdown()
         fake.default = Reply.echo()
-    hits = [hit for state in quota._states.values() for hit in state.hits]
+    hits = [hit for state in quota.states() for hit in state.hits]
     _check(fake.requests, plan, outcomes, hits, starts, report)
     return report
 

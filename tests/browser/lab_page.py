@@ -27,6 +27,12 @@ PRESS_AGAIN_AFTER = 2.0  # seconds without [*] or a new [N] before Shift+Enter i
 
 _PROMPTS_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].map(
     (c) => (c.querySelector('.jp-InputPrompt')?.textContent ?? '').trim())"""
+_START_CELL_JS = """(index) => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    notebook.deselectAll();
+    notebook.activeCellIndex = index;
+    window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: the cell may wait for clicks
+}"""
 _SELECT_AND_RUN_JS = """async ([first, last]) => {
     const panel = window.jupyterapp.shell.currentWidget;
     const notebook = panel.content;
@@ -112,6 +118,10 @@ class LabPage:
                 deadline = time.monotonic() + PRESS_AGAIN_AFTER
             self.page.wait_for_timeout(50)
         self.wait_for_cells(range(index, index + 1), {index: before}, timeout)
+
+    def start_cell(self, index: int) -> None:
+        """Run cell `index` without waiting for it (it waits for Approve / Deny clicks, or is stopped)."""
+        self.page.evaluate(_START_CELL_JS, index)
 
     def _started(self, index: int, before: str) -> bool:
         now = self.prompts()[index]

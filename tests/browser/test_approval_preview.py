@@ -19,12 +19,6 @@ SETUP = ("import dataclasses\n"
          "{'kind': 'code', 'text': args['code'], 'language': 'python'})\n"
          "%load_ext agy_jupyter\n"
          "%agent create coder --tools run_code_tool")
-START_CELL_JS = """(index) => {
-    const notebook = window.jupyterapp.shell.currentWidget.content;
-    notebook.deselectAll();
-    notebook.activeCellIndex = index;
-    window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: the cell waits for a click
-}"""
 
 
 @pytest.mark.timeout(300)
@@ -37,7 +31,7 @@ def test_approval_shows_highlighted_code_and_always_for_these_arguments(lab, lab
     lab_page.run_cell(0)
 
     before = {1: lab_page.prompts()[1]}
-    lab_page.page.evaluate(START_CELL_JS, 1)
+    lab_page.start_cell(1)
     approval = lab_page.cell(1).locator(".agy-approval")
     approve = approval.get_by_role("button", name="Approve", exact=True)
     approve.wait_for(timeout=60_000)

@@ -29,13 +29,6 @@ DENIED = "denied_ran = True\ndf = df.iloc[:0]"
 LEAD_IN = "Let me plot the units per month."
 ANSWER = "Units peak in August (15) and total 107."
 CHECK = "print(repr(globals().get('denied_ran', 'undefined')), len(df))"
-START_CELL_JS = """(index) => {
-    const notebook = window.jupyterapp.shell.currentWidget.content;
-    notebook.deselectAll();
-    notebook.activeCellIndex = index;
-    window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: the cell waits for clicks
-}"""
-
 
 
 @pytest.mark.timeout(120)
@@ -52,7 +45,7 @@ def test_scripted_session_lists_inspects_plots_approved_then_denied(lab, lab_pag
     assert "Error" not in lab_page.outputs_text(0), lab_page.outputs_text(0)
 
     before = {1: lab_page.prompts()[1]}
-    lab_page.page.evaluate(START_CELL_JS, 1)
+    lab_page.start_cell(1)
     cell = lab_page.cell(1)
     approvals = cell.locator(".agy-approval")
     pending = cell.locator(".agy-approval[data-state=pending]")

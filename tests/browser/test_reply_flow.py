@@ -27,12 +27,6 @@ TOOLS = ("import dataclasses\n"
          "touch_tool, erase_tool = (dataclasses.replace(as_tool(f), effect='write') for f in (touch, erase))\n"
          "%load_ext agy_jupyter\n"
          "%agent create writer --tools touch_tool,erase_tool")
-START_CELL_JS = """(index) => {
-    const notebook = window.jupyterapp.shell.currentWidget.content;
-    notebook.deselectAll();
-    notebook.activeCellIndex = index;
-    window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: the cell waits for clicks
-}"""
 STREAM_TEXT_JS = """(index) => {
     const cell = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[index];
     const body = cell && cell.querySelector('.agy-stream .agy-body');
@@ -44,7 +38,7 @@ SENTENCES = " ".join(f"Sentence number {i} of the scripted reply." for i in rang
 def start(lab_page, index: int) -> str:
     """Run cell `index` without waiting (it waits for clicks); its prompt before, for wait_for_cells."""
     before = lab_page.prompts()[index]
-    lab_page.page.evaluate(START_CELL_JS, index)
+    lab_page.start_cell(index)
     return before
 
 

@@ -17,12 +17,6 @@ SETUP = ("import dataclasses\n"
          "touch_tool = dataclasses.replace(as_tool(touch), effect='write')\n"
          "%load_ext agy_jupyter\n"
          "%agent create writer --model gemini-2.5-flash --tools touch_tool")
-START_CELL_JS = """(index) => {
-    const notebook = window.jupyterapp.shell.currentWidget.content;
-    notebook.deselectAll();
-    notebook.activeCellIndex = index;
-    window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: the cell waits for a click
-}"""
 SELECT_JS = """(index) => { const notebook = window.jupyterapp.shell.currentWidget.content;
     notebook.deselectAll(); notebook.activeCellIndex = index; notebook.mode = 'command'; }"""
 ACTIVE_JS = "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"
@@ -44,7 +38,7 @@ def test_status_bar_counts_agents_and_approvals_and_goes_to_the_cell(lab, lab_pa
     assert item.inner_text().startswith("Agents: 0 agents streaming")
     assert item.get_attribute("role") == "status"
 
-    page.evaluate(START_CELL_JS, 1)
+    lab_page.start_cell(1)
     approvals = item.get_by_role("button", name="1 approval waiting")
     approvals.wait_for(timeout=30_000)
     assert "1 agent streaming" in item.inner_text()
