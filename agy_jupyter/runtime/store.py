@@ -1,8 +1,8 @@
 """The persistence store: one SQLite file in the user's Jupyter data directory, shared by every kernel.
 
-It holds saved conversations now (a `conversations` row per agent conversation, a `messages` row per
-finished message, its JSON as the agent layer wrote it); later features add tables by appending a
-migration to SCHEMA. The schema version is SQLite's `PRAGMA user_version`: opening a file migrates it
+It holds saved conversations (a `conversations` row per agent conversation, a `messages` row per
+finished message, its JSON as the agent layer wrote it), agent.map's finished rows and Batch API jobs;
+a feature adds tables by appending a migration to SCHEMA. The schema version is SQLite's `PRAGMA user_version`: opening a file migrates it
 forward in one transaction, and a file from a newer agy_jupyter is refused rather than misread.
 
 Why these settings: WAL journal so readers (another kernel's `%agent list --saved`) never block the
@@ -44,6 +44,23 @@ SCHEMA: list[tuple[str, ...]] = [
         " turn INTEGER NOT NULL,"
         " data TEXT NOT NULL,"  # the message as JSON
         " PRIMARY KEY (conversation, position)) WITHOUT ROWID",
+    ),
+    (  # 2: agent.map's finished rows, so a stopped or restarted map skips them when run again
+        "CREATE TABLE map_rows ("
+        " key TEXT PRIMARY KEY,"  # a hash of the prompt, the agent's config and the row's content
+        " result TEXT NOT NULL,"  # the row's answer (or structured fields) and usage, as JSON
+        " created REAL NOT NULL) WITHOUT ROWID",
+    ),
+    (  # 3: Batch API jobs, so a job outlives the kernel that submitted it
+        "CREATE TABLE batch_jobs ("
+        " name TEXT PRIMARY KEY,"  # the service's job name, e.g. "batches/123"
+        " notebook TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " config TEXT NOT NULL,"  # AgentConfig.to_json(): never a key or a callable
+        " rows TEXT NOT NULL,"  # JSON: what joins each request back to its input row
+        " state TEXT NOT NULL,"  # the last state seen, e.g. JOB_STATE_RUNNING
+        " created REAL NOT NULL,"
+        " updated REAL NOT NULL) WITHOUT ROWID",
     ),
 ]
 
