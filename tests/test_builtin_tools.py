@@ -17,6 +17,7 @@ def registry(monkeypatch):
     """A registry of our own for the test (the real one is filled by the modules that provide tools)."""
     factories: dict = {}
     monkeypatch.setattr(builtin_tools, "_factories", factories)
+    monkeypatch.setattr(builtin_tools, "_providers", [])
     return factories
 
 
@@ -65,6 +66,26 @@ def test_a_tool_whose_provider_is_not_loaded_fails_at_create_with_what_to_do(reg
         build_config(name="nb", enabled_tools=["notebook"])
     assert "'list_variables' is not available here" in caught.value.message
     assert "%load_ext agy_jupyter" in caught.value.message
+
+
+def test_a_provider_named_lazily_is_imported_when_an_agent_first_needs_a_builtin(registry, monkeypatch, tmp_path):
+    # %load_ext names the notebook tools' modules instead of importing them; a module that registers
+    # view_file stands in for them here
+    provider = tmp_path / "lazy_view_file_provider.py"
+    provider.write_text("import dataclasses\n"
+                        "from agy_jupyter.agent import builtin_tools\n"
+                        "from agy_jupyter.agent.tools import as_tool\n"
+                        "def view_file(path: str) -> str:\n"
+                        "    'Read a file.'\n"
+                        "    return path\n"
+                        "builtin_tools.register('view_file', lambda context: dataclasses.replace(\n"
+                        "    as_tool(view_file), effect='read'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    builtin_tools.provide_from("lazy_view_file_provider")
+    builtin_tools.provide_from("lazy_view_file_provider")  # named twice, imported once
+    assert registry == {} and builtin_tools._providers == ["lazy_view_file_provider"]
+    config = build_config(name="reader", enabled_tools=["view_file"], workspace=str(tmp_path))
+    assert [t.name for t in config.all_tools()] == ["view_file"] and builtin_tools._providers == []
 
 
 def test_a_tool_effect_is_checked():

@@ -1,10 +1,12 @@
 """The API key appears nowhere: a recognisable fake key is planted, a session runs through every surface a
 user sees or keeps, and each is searched for it.
 
-Surfaces: every iopub message of a real kernel (so the notebook saved from them), `%agent history`, an
-agent saved with `%agent save`, `%agent info` / `list` / `usage`, the error a failed reply shows, and the
-kernel's log at DEBUG level (every logger, the SDK's and the HTTP client's included). The fake server plays
-an API that echoes the key in an error message, as a real service quoting its request could.
+Surfaces: every iopub message of a real kernel, `%agent history`, an agent saved with `%agent save`,
+`%agent info` / `list` / `usage`, the error a failed reply shows, the kernel's log at DEBUG level (every
+logger, the SDK's and the HTTP client's included, and warnings routed into it), the conversation store
+(the SQLite file and its WAL), a cassette recorded in the same kernel, and a notebook executed by nbclient
+and saved. The fake server plays an API that echoes the key in an error message, as a real service
+quoting its request could.
 """
 from __future__ import annotations
 
@@ -59,12 +61,16 @@ def test_the_key_appears_in_no_output_export_or_log_of_a_session(server, tmp_pat
     server.reset()
     log_file = tmp_path / "kernel.log"
     saved = tmp_path / "saved_agent.json"
-    with loaded_kernel(server.env()) as kernel:
+    data_dir = tmp_path / "jupyter-data"  # the kernel's own conversation store
+    cassette = tmp_path / "session.json"
+    with loaded_kernel({**server.env(), "JUPYTER_DATA_DIR": str(data_dir), "AGY_PERSIST": "1"}) as kernel:
         assert server.env()["GEMINI_API_KEY"] == CANARY  # the kernel really uses the canary
         kernel.run("import logging\n"
-                   f"logging.basicConfig(filename={str(log_file)!r}, level=logging.DEBUG, force=True)\n" + TOOL)
+                   f"logging.basicConfig(filename={str(log_file)!r}, level=logging.DEBUG, force=True)\n"
+                   "logging.captureWarnings(True)\n" + TOOL)
         server.enqueue(Reply.function_call("lookup", {"city": "Oslo"}, id="c1"), Reply.text("It is sunny."),
-                       Reply.error(400, message=f"API key not valid: {CANARY}. Please pass a valid API key."))
+                       Reply.error(400, message=f"API key not valid: {CANARY}. Please pass a valid API key."),
+                       Reply.text("Recorded."))  # the cassette's turn
         runs = [kernel.execute(code) for code in (
             "%agent create keeper --tools lookup --policy allow",
             "%%chat keeper\nWeather in Oslo?",
@@ -76,8 +82,13 @@ def test_the_key_appears_in_no_output_export_or_log_of_a_session(server, tmp_pat
             f"%agent save keeper {saved}",
             "from agy_jupyter.notebook.chat import current_directory\nkeeper = current_directory().get('keeper')\n"
             "print(repr(keeper), keeper.config, keeper.runtime)",
+            # a cassette recorded through the proxy, against the same server
+            "import os, agy_jupyter as agy\nfrom agy_jupyter.testing import record\n"
+            f"with record({str(cassette)!r}, upstream=os.environ['GOOGLE_GEMINI_BASE_URL']):\n"
+            "    print(agy.Agent('taped').chat('Record me').text)",
         )]
         assert [run.errors() for run in runs if run is not runs[2]] == [[]] * (len(runs) - 1)
+        assert "Recorded." in runs[-1].text()
         assert "sunny" in json.dumps(runs[1].cell_outputs())
         assert [e["ename"] for e in runs[2].errors()] == ["BackendError"]
         assert "API key not valid" in json.dumps(runs[2].cell_outputs())  # the error is shown ...
@@ -88,5 +99,32 @@ def test_the_key_appears_in_no_output_export_or_log_of_a_session(server, tmp_pat
     log = log_file.read_text()
     assert "POST" in log or "HTTP" in log or "agy" in log, "the log recorded the session"
     assert CANARY not in log
+    store_files = list(data_dir.glob("agy_jupyter.sqlite3*"))
+    store_bytes = b"".join(path.read_bytes() for path in store_files)
+    assert b"Weather in Oslo?" in store_bytes, "the conversation was saved"
+    assert CANARY.encode() not in store_bytes
+    tape = cassette.read_text()
+    assert "Record me" in tape and "Recorded." in tape and CANARY not in tape
     # the server did receive it: the key went where it belongs, and only there
     assert server.requests and all(r.api_key == CANARY for r in server.requests)
+
+
+def test_a_notebook_executed_and_saved_holds_no_key(server, tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    server.reset()
+    server.enqueue(Reply.text("Saved reply."))
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext agy_jupyter"),
+        nbformat.v4.new_code_cell("%agent create saver"),
+        nbformat.v4.new_code_cell("%%chat saver\nSay something"),
+        nbformat.v4.new_code_cell("%agent info saver\n%agent usage saver"),
+    ])
+    for name, value in server.env().items():  # nbclient's kernel inherits this environment
+        monkeypatch.setenv(name, value)
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(notebook, path)
+    text = path.read_text()
+    assert "Saved reply." in text and CANARY not in text

@@ -333,6 +333,9 @@ def test_openai_server_streams_and_cancels(local_runtime, llama_server):
     assert sum(e.kind == "text" for e in stream.events) > 3 and "Paris" in response.text
     second = agent.chat("And of Italy?")
     assert second.text and agent.turn_count() == 2
+    started = time.perf_counter()
+    assert agent.chat("Say OK.").text
+    short_reply = time.perf_counter() - started  # what a short answer takes on this machine, right now
     story = agy.Agent("story", runtime=local_runtime, model="openai:smollm2", base_url=llama_server,
                       max_output_tokens=1500).stream("Write a long story about a dragon and a knight.")
     deadline = time.monotonic() + 30
@@ -342,10 +345,11 @@ def test_openai_server_streams_and_cancels(local_runtime, llama_server):
     story.cancel()
     result = story.result(timeout=5)
     assert result.cancelled and time.perf_counter() - cancelled_at < 0.5
-    # the server stopped: a new request is answered at once, not after 1500 tokens
+    # the server stopped: a new request is answered as fast as a short answer was before the story, not
+    # after the rest of its 1500 tokens (many short answers' worth); a relative bound: the machine is shared
     started = time.perf_counter()
     assert agent.chat("Say OK.").text
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 4 * short_reply + 1.0
     assert agent.describe()["backend"] == f"openai ({llama_server})"
 
 

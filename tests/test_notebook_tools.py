@@ -205,12 +205,12 @@ def test_a_gemini_2_model_gets_a_note_instead_of_the_image_and_the_history_keeps
 
 
 def test_run_python_with_no_kernel_main_thread_is_a_clear_tool_error(monkeypatch, shell):
-    monkeypatch.setattr(rp, "_kernel_main", None)
+    monkeypatch.setattr(rp.main_thread, "kernel_main", None)
     with pytest.raises(RuntimeError, match="load_ext"):
         asyncio.run(rp.run_python("1"))
 
 
 def test_run_python_outside_a_kernel_loop_says_so(monkeypatch, shell):
-    monkeypatch.setattr(rp, "_kernel_main", rp.MainThread())  # made outside any loop, as in terminal IPython
+    monkeypatch.setattr(rp.main_thread, "kernel_main", rp.main_thread.MainThread())  # made outside any loop, as in terminal IPython
     with pytest.raises(RuntimeError, match="Jupyter kernel"):
         asyncio.run(rp.run_python("1"))

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..runtime.errors import ConfigError
-from .tools import Tool
+
+if TYPE_CHECKING:
+    from .tools import Tool
 
 
 class BuiltinTools(str, Enum):
@@ -57,13 +59,30 @@ class BuiltinContext:
     workspace: Path
 
 
-ToolFactory = Callable[[BuiltinContext], Tool]
+ToolFactory = Callable[[BuiltinContext], "Tool"]
 _factories: dict[BuiltinTools, ToolFactory] = {}
+_providers: list[str] = []  # modules that register factories when imported, not imported yet
 
 
 def register(name: BuiltinTools, factory: ToolFactory) -> None:
     """Provide builtin `name`: `factory(context)` returns its Tool (called once per agent config)."""
     _factories[BuiltinTools(name)] = factory
+
+
+def provide_from(*modules: str) -> None:
+    """Name modules whose import registers builtins; they are imported when an agent first needs a
+    builtin. `%load_ext` names the notebook tools' modules this way instead of importing them (and
+    google-genai with them) before any agent exists."""
+    _providers.extend(m for m in modules if m not in _providers)
+
+
+def _load_providers() -> None:
+    import importlib
+
+    for module in list(_providers):  # a copy: two threads may build configs at once
+        importlib.import_module(module)  # the import lock makes the second wait for the first
+        if module in _providers:
+            _providers.remove(module)
 
 
 def expand(names: Iterable[str]) -> list[BuiltinTools]:
@@ -89,6 +108,7 @@ def selected(enabled: Iterable[str] | None, disabled: Iterable[str] | None) -> l
     if enabled is not None:
         return expand(enabled)
     if disabled is not None:
+        _load_providers()
         skip = set(expand(disabled))
         return [t for t in BuiltinTools if t not in skip and t in _factories]
     return []
@@ -96,6 +116,7 @@ def selected(enabled: Iterable[str] | None, disabled: Iterable[str] | None) -> l
 
 def build(names: Iterable[BuiltinTools], context: BuiltinContext) -> list[Tool]:
     """The Tool of each name; ConfigError when its provider is not loaded."""
+    _load_providers()
     tools = []
     for name in names:
         factory = _factories.get(name)

@@ -50,9 +50,10 @@ def parse_chat_line(line: str) -> ChatOptions:
 
 def _magics(shell: Any) -> Any:
     """The AgyMagics instance registered on this shell (its settings and its agent directory)."""
-    from .magics import AgyMagics
-    magics = shell.magics_manager.registry.get("AgyMagics") if shell is not None else None
-    if not isinstance(magics, AgyMagics):
+    from . import registered_magics
+
+    magics = registered_magics(shell) if shell is not None else None
+    if magics is None:
         raise UsageError("agy_jupyter is not loaded: run %load_ext agy_jupyter first")
     return magics
 

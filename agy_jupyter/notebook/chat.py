@@ -110,8 +110,9 @@ def current_directory(shell: Any = None) -> AgentDirectory:
 
 
 def _registered_magics(shell: Any) -> Any:
-    registry = getattr(getattr(shell, "magics_manager", None), "registry", {})
-    return registry.get("AgyMagics")
+    from . import registered_magics
+
+    return registered_magics(shell)
 
 
 def _resolve(agent: Agent | str | None, show_thoughts: bool | None,

@@ -20,8 +20,6 @@ import logging
 import threading
 from typing import Any
 
-from .usage import estimate_cost
-
 TARGET = "agy_jupyter.status"
 COALESCE = 0.05  # seconds
 _log = logging.getLogger(__name__)
@@ -73,6 +71,8 @@ class StatusBoard:
             self._approvals = {key: entry for key, entry in self._approvals.items() if entry[0] != id(live)}
             if usage is not None:
                 self._tokens += usage.prompt_tokens + usage.output_tokens + usage.thinking_tokens
+                from .usage import estimate_cost  # the agent layer: not imported at %load_ext
+
                 cost = estimate_cost(usage, live.transcript.model, live.settings.prices)
                 if cost is not None:
                     self._cost = (self._cost or 0.0) + cost

@@ -419,3 +419,10 @@ def saved_table(saved: list[Any], here: str) -> dict[str, str]:
                         f"<td>{c.messages}</td><td>{c.turns}</td><td>{when}</td><td>{use}</td></tr>")
             plain.append(f"  {c.id:>4} {c.agent:<16} {c.model:<24} {c.messages:>5} msgs {c.turns:>4} turns {when} {use}")
     return {"text/html": "".join(html) + "</table>", "text/plain": "\n".join(plain)}
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """What IPython runs on the first `%agent` or `%%chat` after `%load_ext agy_jupyter` declared them."""
+    from . import registered_magics
+
+    registered_magics(shell, load=True)

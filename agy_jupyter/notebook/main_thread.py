@@ -60,3 +60,12 @@ class MainThread:
                 log.error("agy: %r failed on %s", fn, self.thread.name, exc_info=future.exception())
 
         self.call(fn, *args).add_done_callback(report)
+
+
+kernel_main: MainThread | None = None  # captured at %load_ext: where turns no cell started run their code
+
+
+def capture_kernel_main() -> None:
+    """Remember the kernel's main thread (call from it, e.g. at %load_ext)."""
+    global kernel_main
+    kernel_main = MainThread()

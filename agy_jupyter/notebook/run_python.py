@@ -54,7 +54,7 @@ from ..agent.builtin_tools import BuiltinContext, BuiltinTools, register
 from ..agent.content import Blob
 from ..agent.tools import Tool, ToolResult, as_tool
 from ..runtime.interrupt import POLL_INTERVAL
-from .main_thread import MainThread
+from . import main_thread
 from .notebook_tools import OUTPUT_CAP, cap
 
 RUN_TIMEOUT = 300.0  # seconds one run_python may take
@@ -66,7 +66,6 @@ UNBOUND_START_TIMEOUT = 10.0  # a turn no cell started (agent.chat in a cell, an
 
 # where run_python's code runs for the reply being answered; display_chat sets it around agent.stream
 reply_runner: contextvars.ContextVar[Any] = contextvars.ContextVar("agy_reply_runner", default=None)
-_kernel_main: MainThread | None = None  # captured at %load_ext: for turns no cell started
 _names = itertools.count(1)
 
 
@@ -82,12 +81,6 @@ def jobs_run_by(runner: Any) -> Iterator[None]:
         yield
     finally:
         reply_runner.reset(token)
-
-
-def capture_kernel_main() -> None:
-    """Remember the kernel's main thread (call from it, e.g. at %load_ext)."""
-    global _kernel_main
-    _kernel_main = MainThread()
 
 
 class BlockingJobs:
@@ -395,12 +388,13 @@ def _runner() -> tuple[Any, bool]:
     runner = reply_runner.get()
     if runner is not None:
         return runner, True
-    if _kernel_main is None:
+    kernel_main = main_thread.kernel_main
+    if kernel_main is None:
         raise RuntimeError("run_python needs a notebook kernel: run `%load_ext agy_jupyter` there first")
-    if _kernel_main.loop is None:  # terminal IPython: no loop to hand the code to
+    if kernel_main.loop is None:  # terminal IPython: no loop to hand the code to
         raise RuntimeError("run_python runs code in a Jupyter kernel (from %%chat or display_chat); "
                            "this shell has no kernel loop to run it on")
-    return _kernel_main, False
+    return kernel_main, False
 
 
 async def run_python(code: str) -> ToolResult:

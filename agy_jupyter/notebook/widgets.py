@@ -18,7 +18,6 @@ from typing import Any, Callable
 import anywidget
 import traitlets as t
 
-from .usage import usage_html, usage_text
 
 STATIC_DIR = pathlib.Path(__file__).parent / "static"
 BUILD_HINT = ("build the front end with `npm --prefix labextension install && npm --prefix labextension run build` "
@@ -140,6 +139,7 @@ class UsageView(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         """A text table: anywidget makes it the text/plain beside the widget (terminals, jupyter console, logs)."""
+        from .usage import usage_text  # usage.py brings the agent layer: not at %load_ext
         return usage_text(self.data)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -147,5 +147,6 @@ class UsageView(anywidget.AnyWidget):
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
+            from .usage import usage_html
             data["text/html"] = usage_html(self.data)
         return bundle
