@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .agent import *  # noqa: F403  (the public API is listed in agent.__all__)
 from .agent import __all__ as _agent_all
+from .agent.batch import Batch, BatchRow
 from .runtime import (AgentBusy, AgyError, BackendError, ChatStream, ConfigError, InboxFull, MaxTokens,
                       PolicyDenied, QuotaExhausted, Runtime, RuntimeClosed, RuntimeConfig, SafetyBlocked, Timeout,
                       ToolError, TurnRefused, UnknownAgent, get_runtime)
@@ -22,6 +23,7 @@ _NOTEBOOK_NAMES = {"display_chat": "chat", "display_chat_blocking": "chat", "ses
 __all__ = [*_agent_all, "AgentBusy", "AgyError", "BackendError", "ChatStream", "ConfigError", "InboxFull",
            "MaxTokens", "PolicyDenied", "QuotaExhausted", "Runtime", "RuntimeClosed", "RuntimeConfig", "SafetyBlocked",
            "Timeout", "ToolError", "TurnRefused", "UnknownAgent", "get_runtime", *_NOTEBOOK_NAMES]
+__all__ += ["Batch", "BatchRow"]
 
 
 def __getattr__(name: str):
