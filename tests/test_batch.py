@@ -213,3 +213,15 @@ def test_what_cannot_be_batched_is_refused_before_anything_is_sent(fake, config,
     with pytest.raises(ConfigError, match="Vertex AI batch prediction"):
         Batch.submit(config, ["a"])
     assert fake.batches.jobs == {} and fake.requests == []
+
+
+def test_dataframe_rows_are_recorded_as_json_and_come_back_after_attach(fake, config):
+    import pandas as pd
+    frame = pd.DataFrame({"city": ["Oslo", "Lima"], "people": [709_000, 10_000_000]})
+    rows = [row for _, row in frame.iterrows()]
+    job = Batch.submit(config, [f"{r.city}?" for r in rows], rows=rows)
+    fake.batches.finish_all()
+    assert job.results()[1].row is rows[1]  # this process keeps the rows it was given
+    again = Batch.attach(job.name)  # another process gets them from the store, as JSON
+    assert [r.row for r in again.results()] == [{"city": "Oslo", "people": 709_000},
+                                               {"city": "Lima", "people": 10_000_000}]

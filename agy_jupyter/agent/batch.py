@@ -43,6 +43,10 @@ from .config import AgentConfig
 from .local.credentials import is_local_model, no_gemini_credential
 from .classify import classify_exception
 
+# mode="auto" (agent.map) submits a batch from this many rows on: below it an interactive map ends in
+# minutes and saves cents, while a batch job answers nothing until the whole job has run (README: Batch API).
+AUTO_BATCH_ROWS = 1_000
+BATCH_PRICE_FACTOR = 0.5  # Google bills Batch API tokens at 50 % of the interactive price
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 FINAL_STATES = frozenset({SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
 NAP = 0.1  # longest sleep of await_done between checks for a cancel (ipykernel's interrupt does not wake a sleeping loop)
