@@ -15,6 +15,8 @@ files.py and _api_client.py):
 * The result file: ``GET /{ver}/files/{id}:download?alt=media`` -> the JSONL bytes, one line per
   request, ``{"key", "response"}`` or ``{"key", "error"}``. A job's input file holds ``{"key",
   "request"}`` lines.
+* Keys come camelCase or snake_case (the SDK sends the upload's File as ``display_name``, ``size_bytes``);
+  both are accepted, as by the real API.
 
 Jobs move through PENDING, RUNNING and SUCCEEDED on a clock the test drives: ``fake.batches.advance(s)``
 (a job waits ``pending_seconds``, then runs ``running_seconds``); ``fail(name)`` ends a job FAILED,
@@ -228,8 +230,9 @@ class FakeBatches:
         return True
 
     def _create(self, handler: Any, model: str, raw: bytes) -> None:
+        from .fake_gemini import normalize_keys  # fake_gemini imports this module
         try:
-            batch = json.loads(raw or b"{}").get("batch") or {}
+            batch = normalize_keys(json.loads(raw or b"{}").get("batch") or {})
         except (ValueError, AttributeError):
             handler._send_json(400, {"error": {"code": 400, "message": "Invalid JSON payload received.",
                                                "status": "INVALID_ARGUMENT"}})
@@ -303,7 +306,8 @@ class FakeBatches:
         """The resumable upload protocol: start (metadata) -> upload chunks -> finalize."""
         command = (handler.headers.get("X-Goog-Upload-Command") or "").lower()
         if command == "start":
-            meta = (json.loads(raw or b"{}").get("file") or {})
+            from .fake_gemini import normalize_keys  # fake_gemini imports this module
+            meta = normalize_keys(json.loads(raw or b"{}").get("file") or {})  # the SDK sends display_name
             size = int(handler.headers.get("X-Goog-Upload-Header-Content-Length") or meta.get("sizeBytes") or 0)
             mime = handler.headers.get("X-Goog-Upload-Header-Content-Type") or meta.get("mimeType") or ""
             stem = (meta.get("name") or "").removeprefix("files/") or secrets.token_hex(8)
