@@ -11,7 +11,7 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from agy_jupyter import Batch, BatchRow, ConfigError, Timeout, build_config
+from agy_jupyter import BackendError, Batch, BatchRow, ConfigError, Timeout, build_config
 from agy_jupyter.agent import batch as batch_module
 from agy_jupyter.agent import batch_requests, batch_store
 from agy_jupyter.agent.batch import Backoff
@@ -225,3 +225,18 @@ def test_dataframe_rows_are_recorded_as_json_and_come_back_after_attach(fake, co
     again = Batch.attach(job.name)  # another process gets them from the store, as JSON
     assert [r.row for r in again.results()] == [{"city": "Oslo", "people": 709_000},
                                                {"city": "Lima", "people": 10_000_000}]
+
+
+def test_a_service_outage_while_waiting_skips_polls_until_it_lasts_too_long(fake, config):
+    job = Batch.submit(config, ["x"])
+    fake.batches.outage(3)
+    state, reports, _ = run_to_end(job, fake)
+    assert state == "JOB_STATE_SUCCEEDED"  # three failed polls in a row: skipped, and shown
+    assert [r["poll_error"] is not None for r in reports[:3]] == [True, True, True]
+    assert "503" in reports[0]["poll_error"] and reports[-1]["poll_error"] is None
+
+    job = Batch.submit(config, ["y"])
+    fake.batches.outage(batch_module.POLL_FAILURES)
+    with pytest.raises(BackendError, match="503"):
+        run_to_end(job, fake)
+    assert fake.batches.state(job.name) in ("PENDING", "RUNNING", "SUCCEEDED")  # the job itself is untouched

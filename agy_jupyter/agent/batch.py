@@ -35,7 +35,7 @@ from typing import Any, Awaitable, Callable
 from google.genai import types
 from pydantic import BaseModel
 
-from ..runtime.errors import AgyError, ConfigError, Timeout
+from ..runtime.errors import AgyError, BackendError, ConfigError, Timeout
 from . import batch_requests as requests
 from . import batch_store
 from .backend import KEY_HELP, Credentials, GeminiBackend, resolve_credentials
@@ -49,6 +49,7 @@ AUTO_BATCH_ROWS = 1_000
 BATCH_PRICE_FACTOR = 0.5  # Google bills Batch API tokens at 50 % of the interactive price
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 FINAL_STATES = frozenset({SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
+POLL_FAILURES = 5  # failed polls in a row (5xx, dropped connection) before a wait gives up; the job runs on
 NAP = 0.1  # longest sleep of await_done between checks for a cancel (ipykernel's interrupt does not wake a sleeping loop)
 
 
@@ -116,6 +117,8 @@ class Batch:
         self.state = state
         self.created = created if created is not None else time.time()
         self._credentials = credentials
+        self._poll_failures = 0
+        self._poll_error: str | None = None  # why the last poll failed, while polls fail
 
     def __repr__(self) -> str:
         return f"<Batch {self.name} {self.state} agent={self.agent!r} rows={len(self.rows)}>"
@@ -233,7 +236,8 @@ class Batch:
         batch_store.remove(self.name)
 
     def progress(self, **extra: Any) -> dict[str, Any]:
-        """What a progress display shows: the job, its state, rows and seconds since it was submitted."""
+        """What a progress display shows: name, state, done, rows and elapsed (seconds since submitted); the
+        reports of wait/await_done add polls, next_poll (seconds, None once done) and poll_error."""
         return {"name": self.name, "state": self.state, "done": self.done, "rows": len(self.keys),
                 "elapsed": max(0.0, time.time() - self.created), **extra}
 
@@ -242,13 +246,13 @@ class Batch:
         """Poll until the job has ended; return its final state. `on_progress` gets progress() at each poll;
         after `timeout` seconds of waiting a Timeout says how to pick the job up again."""
         interval, waited, polls = poll.initial, 0.0, 1
-        self.refresh()
+        self._poll()
         while not self.done:
             self._report(on_progress, polls, interval)
             self._check_timeout(timeout, waited)
             sleep(interval)
             waited, interval, polls = waited + interval, poll.after(interval), polls + 1
-            self.refresh()
+            self._poll()
         self._report(on_progress, polls, None)
         return self.state
 
@@ -257,19 +261,32 @@ class Batch:
         """`wait` for async code: the service calls run in a worker thread, the sleeps on this loop."""
         sleep = sleep or _nap
         interval, waited, polls = poll.initial, 0.0, 1
-        await asyncio.to_thread(self.refresh)
+        await asyncio.to_thread(self._poll)
         while not self.done:
             self._report(on_progress, polls, interval)
             self._check_timeout(timeout, waited)
             await sleep(interval)
             waited, interval, polls = waited + interval, poll.after(interval), polls + 1
-            await asyncio.to_thread(self.refresh)
+            await asyncio.to_thread(self._poll)
         self._report(on_progress, polls, None)
         return self.state
 
+    def _poll(self) -> None:
+        """refresh(), where a passing failure (a 5xx, a dropped connection) only skips this poll, up to
+        POLL_FAILURES in a row: the job runs on at the service regardless."""
+        try:
+            self.refresh()
+        except BackendError as exc:
+            self._poll_failures += 1
+            if (isinstance(exc.status, int) and exc.status < 500) or self._poll_failures >= POLL_FAILURES:
+                raise
+            self._poll_error = str(exc)
+        else:
+            self._poll_failures, self._poll_error = 0, None
+
     def _report(self, on_progress: Callable[[dict], None] | None, polls: int, next_poll: float | None) -> None:
         if on_progress is not None:
-            on_progress(self.progress(polls=polls, next_poll=next_poll))
+            on_progress(self.progress(polls=polls, next_poll=next_poll, poll_error=self._poll_error))
 
     def _check_timeout(self, timeout: float | None, waited: float) -> None:
         if timeout is not None and waited >= timeout:

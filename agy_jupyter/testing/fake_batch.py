@@ -20,7 +20,7 @@ files.py and _api_client.py):
 
 Jobs move through PENDING, RUNNING and SUCCEEDED on a clock the test drives: ``fake.batches.advance(s)``
 (a job waits ``pending_seconds``, then runs ``running_seconds``); ``fail(name)`` ends a job FAILED,
-cancel ends it CANCELLED. When a job succeeds each of its requests is answered by the fake's usual
+cancel ends it CANCELLED; ``outage(n)`` fails the next n job reads with a 503. When a job succeeds each of its requests is answered by the fake's usual
 scripted replies, in order (``fake.enqueue(...)``, else ``fake.default``), and recorded in
 ``fake.requests`` with ``method="batchGenerateContent"``; an error Reply (``Reply.error(...)``) fails
 that one request. Timing faults (delays, drops, stalls) do not apply to batch answers.
@@ -92,6 +92,7 @@ class FakeBatches:
         self._lock = threading.RLock()
         self.jobs: dict[str, FakeBatchJob] = {}
         self.files: dict[str, _File] = {}
+        self._outages: list[int] = []  # HTTP codes the next job reads (get, list) answer with
 
     # -- what tests drive ------------------------------------------------------------------------
 
@@ -111,6 +112,11 @@ class FakeBatches:
         with self._lock:
             self._end(self.jobs[name], "FAILED")
             self.jobs[name].error = {"code": 13, "message": message}
+
+    def outage(self, reads: int, code: int = 503) -> None:
+        """The next `reads` job reads (get or list) fail with HTTP `code`, as a service having a bad minute."""
+        with self._lock:
+            self._outages.extend([code] * reads)
 
     def state(self, name: str) -> str:
         with self._lock:
@@ -261,6 +267,11 @@ class FakeBatches:
         handler._send_json(200, self._operation(job))
 
     def _batches(self, handler: Any, method: str, rest: list[str], url: SplitResult) -> None:
+        if method == "GET" and self._outages:
+            code = self._outages.pop(0)
+            handler._send_json(code, {"error": {"code": code, "message": "The service is currently unavailable.",
+                                                "status": "UNAVAILABLE" if code == 503 else "INTERNAL"}})
+            return
         if not rest and method == "GET":
             query = parse_qs(url.query)
             size = int((query.get("pageSize") or ["50"])[0])
