@@ -240,3 +240,13 @@ def test_a_service_outage_while_waiting_skips_polls_until_it_lasts_too_long(fake
     with pytest.raises(BackendError, match="503"):
         run_to_end(job, fake)
     assert fake.batches.state(job.name) in ("PENDING", "RUNNING", "SUCCEEDED")  # the job itself is untouched
+
+
+def test_with_persistence_off_nothing_is_recorded_yet_the_job_can_be_attached_by_name(fake, config, monkeypatch):
+    monkeypatch.setenv("AGY_PERSIST", "0")
+    job = Batch.submit(config, ["a", "b"], rows=["row a", "row b"])
+    assert batch_store.find(job.name) is None and job.name not in {r.name for r in Batch.jobs()}
+    fake.batches.finish_all()
+    assert [r.row for r in job.results()] == ["row a", "row b"]  # this process still has its rows
+    again = Batch.attach(job.name)  # another process has only the keys to go by
+    assert [(r.row, r.text) for r in again.results()] == [("0", "You said: a"), ("1", "You said: b")]
