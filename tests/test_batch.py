@@ -25,7 +25,8 @@ class Sentiment(BaseModel):
 
 
 @pytest.fixture
-def config(fake):
+def config(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))  # a store of this test's own jobs
     return build_config(name="tagger", system_instruction="Label the sentiment.", temperature=0.1)
 
 
@@ -77,23 +78,27 @@ def test_an_inlined_job_runs_at_the_service_and_joins_each_answer_to_its_row(fak
     assert not sent[0].generation_config.get("thinkingConfig", {}).get("includeThoughts")
 
 
-def test_above_the_inline_limit_the_requests_go_as_an_uploaded_jsonl_file(fake, config, monkeypatch):
-    monkeypatch.setattr(batch_requests, "INLINE_LIMIT_BYTES", 100)  # so that a few prompts are "large"
+def test_above_the_inline_limits_the_requests_go_as_an_uploaded_jsonl_file(fake, config, monkeypatch):
     prompts = ["I loved it", "It broke on day one"]
-    fake.enqueue(Reply.text('{"label": "positive", "score": 0.9}'), Reply.text('{"label": "negative", "score": 0.1}'))
+    inline = Batch.submit(config, prompts, output=Sentiment)  # the same requests, inline, for comparison
+    monkeypatch.setattr(batch_requests, "INLINE_MAX_REQUESTS", 1)  # so that two prompts are "many"
     job = Batch.submit(config, prompts, output=Sentiment)
 
     held = fake.batches.jobs[job.name]
-    assert held.input_file is not None
+    assert fake.batches.jobs[inline.name].input_file is None and held.input_file is not None
     uploaded = fake.batches.files[held.input_file]
     assert uploaded.source == "UPLOADED" and uploaded.mime_type == "jsonl"
     lines = [json.loads(line) for line in uploaded.data.decode().splitlines()]
     assert [line["key"] for line in lines] == ["0", "1"]
-    assert lines[1]["request"]["contents"] == [{"role": "user", "parts": [{"text": "It broke on day one"}]}]
+    assert lines[1]["request"]["contents"] == [{"parts": [{"text": "It broke on day one"}], "role": "user"}]
     schema = lines[0]["request"]["generationConfig"]["responseSchema"]
     assert schema["properties"]["label"]["type"] == "STRING"  # the output model as the response schema
     assert lines[0]["request"]["generationConfig"]["responseMimeType"] == "application/json"
+    # each line is exactly what the SDK sends for that request inline
+    assert [line["request"] for line in lines] == [item["request"] for item in fake.batches.jobs[inline.name].requests]
 
+    fake.enqueue(Reply.text("inline 1"), Reply.text("inline 2"),
+                 Reply.text('{"label": "positive", "score": 0.9}'), Reply.text('{"label": "negative", "score": 0.1}'))
     state, _, _ = run_to_end(job, fake)
     assert state == "JOB_STATE_SUCCEEDED"
     assert fake.batches.files[fake.batches.jobs[job.name].output_file].source == "GENERATED"
@@ -101,6 +106,12 @@ def test_above_the_inline_limit_the_requests_go_as_an_uploaded_jsonl_file(fake, 
     assert [r.row for r in results] == prompts  # without rows=, each row is its prompt
     # Batch returns text; the consumer (agent.map) parses the structured output, row by row
     assert [Sentiment.model_validate_json(r.text).label for r in results] == ["positive", "negative"]
+
+
+def test_requests_over_19_mb_of_json_do_not_go_inline(fake, config):
+    wire = batch_requests.wire_requests(fake.client()._api_client, config, ["x" * 1_000_000] * 19)
+    assert len(wire) < batch_requests.INLINE_MAX_REQUESTS and not batch_requests.fits_inline(wire)
+    assert batch_requests.fits_inline(wire[:18])
 
 
 def test_a_job_the_service_fails_has_no_results_and_says_so(fake, config):
@@ -145,8 +156,12 @@ def test_a_recorded_job_is_attached_from_the_store_by_a_fresh_process(fake, conf
 
 def test_jobs_refresh_asks_the_service_and_delete_removes_the_job_everywhere(fake, config):
     job = Batch.submit(config, ["x"])
+    lost = Batch.submit(config, ["y"])
+    del fake.batches.jobs[lost.name]  # the service no longer has it (expired)
     fake.batches.advance(31)
-    assert {r.name: r.state for r in Batch.jobs(refresh=True)}[job.name] == "JOB_STATE_RUNNING"
+    with pytest.warns(UserWarning, match=f"{lost.name}: .*404"):
+        states = {r.name: r.state for r in Batch.jobs(refresh=True)}
+    assert states == {job.name: "JOB_STATE_RUNNING", lost.name: "JOB_STATE_PENDING"}  # listed as last seen
     job.delete()
     assert job.name not in fake.batches.jobs
     assert batch_store.find(job.name) is None and job.name not in {r.name for r in Batch.jobs()}

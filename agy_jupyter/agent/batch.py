@@ -5,7 +5,7 @@
     for r in job.results(): ...                        # BatchRow(row, text, error, usage), in prompt order
 
 - The requests: batch_requests.py (the agent's config as google-genai's GenerateContentRequest; inline up
-  to INLINE_LIMIT_BYTES, the Gemini docs' 20 MB, a file upload above it).
+  to 500 requests and 19 MB, under the Gemini docs' 20 MB, a JSONL file upload above either).
 - The job lives on: it is recorded in the persistence store (batch_store.py) with what joins each answer
   to its row. After a kernel restart `Batch.attach(name)` picks it up again and `Batch.jobs()` (`%agent
   jobs`) lists the recorded jobs.
@@ -147,12 +147,11 @@ class Batch:
             raise ConfigError(f"{len(rows)} rows for {len(prompts)} prompts", hint="give one row per prompt")
         credentials = _credentials(config.model, config.api_key.get_secret_value() if config.api_key else None)
         client = _backend(credentials).client
-        inlined = requests.build_requests(config, prompts, output)
-        wire = [requests.wire_form(client._api_client, r) for r in inlined]
+        wire = requests.wire_requests(client._api_client, config, prompts, output)
         name = display_name or f"agy-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            if requests.size_of(wire) <= requests.INLINE_LIMIT_BYTES:
-                source: Any = types.BatchJobSource(inlined_requests=inlined)
+            if requests.fits_inline(wire):
+                source: Any = types.BatchJobSource(inlined_requests=requests.build_requests(config, prompts, output))
                 where = "inline"
             else:
                 uploaded = client.files.upload(file=io.BytesIO(requests.jsonl_lines(wire)),

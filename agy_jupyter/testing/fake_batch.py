@@ -236,14 +236,14 @@ class FakeBatches:
         return True
 
     def _create(self, handler: Any, model: str, raw: bytes) -> None:
-        from .fake_gemini import normalize_keys  # fake_gemini imports this module
-        try:
-            batch = normalize_keys(json.loads(raw or b"{}").get("batch") or {})
+        from .fake_gemini import to_camel  # fake_gemini imports this module
+        try:  # the envelope's keys in either spelling; the requests are kept as sent
+            batch = {to_camel(k): v for k, v in (json.loads(raw or b"{}").get("batch") or {}).items()}
         except (ValueError, AttributeError):
             handler._send_json(400, {"error": {"code": 400, "message": "Invalid JSON payload received.",
                                                "status": "INVALID_ARGUMENT"}})
             return
-        source = batch.get("inputConfig") or {}
+        source = {to_camel(k): v for k, v in (batch.get("inputConfig") or {}).items()}
         if "fileName" in source:
             file = self.files.get(source["fileName"])
             if file is None or not file.complete:
