@@ -5,7 +5,7 @@
     for r in job.results(): ...                        # BatchRow(row, text, error, usage), in prompt order
 
 - The requests: batch_requests.py (the agent's config as google-genai's GenerateContentRequest; inline up
-  to 500 requests and 19 MB, under the Gemini docs' 20 MB, a JSONL file upload above either).
+  to 100 requests and 19 MB, under the Gemini docs' 20 MB, a JSONL file upload above either).
 - The job lives on: it is recorded in the persistence store (batch_store.py) with what joins each answer
   to its row. After a kernel restart `Batch.attach(name)` picks it up again and `Batch.jobs()` (`%agent
   jobs`) lists the recorded jobs.

@@ -7,10 +7,10 @@
 - Inline or file: the Gemini docs keep inlined requests "under 20MB" in total, so above INLINE_LIMIT_BYTES
   of request JSON the requests go as a JSONL file of `{"key", "request"}` lines, uploaded with
   `client.files.upload`. So do more than INLINE_MAX_REQUESTS: the SDK converts every inlined request's
-  config anew (measured here: 1.3 ms a request with a response schema, 0.8 ms without, so 10,000 requests
-  took 22 s before the create call), while the file's lines are one request converted by the SDK's own
+  config anew (benchmarks/bench_batch.py: ~1.9 ms a request with a response schema, 9.5 s for 5,000
+  requests before the create call), while the file's lines are one request converted by the SDK's own
   converter (its private `_InlinedRequest_to_mldev`) and copied with each prompt as its contents: the
-  same JSON the SDK sends inline (a test compares the two), at ~10 µs a line.
+  same JSON the SDK sends inline (a test compares the two), at ~30 µs a request.
 - Answers: an inlined response or a result-file line becomes (text, error, usage). A request the service
   failed, or an answer with no text (blocked, cut off before any text), has its error set and text None.
   The text is returned as is: structured output is parsed by whoever asked for it (agent.map does
@@ -29,7 +29,7 @@ from .config import AgentConfig
 from .history import Usage
 
 INLINE_LIMIT_BYTES = 19_000_000  # the docs' 20 MB for the whole create request, less room for its envelope
-INLINE_MAX_REQUESTS = 500  # more go in a file: the SDK's per-request conversion would take ~0.65 s per 500
+INLINE_MAX_REQUESTS = 100  # more go in a file: the SDK's conversion of 100 inlined requests takes ~0.2 s
 JSONL_MIME_TYPE = "jsonl"  # what the Batch API docs pass to files.upload for an input file
 
 
