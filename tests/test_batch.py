@@ -219,6 +219,8 @@ def test_submitting_with_an_agent_uses_its_config(fake, make_agent):
 def test_what_cannot_be_batched_is_refused_before_anything_is_sent(fake, config, monkeypatch):
     with pytest.raises(ConfigError, match="at least one prompt"):
         Batch.submit(config, [])
+    with pytest.raises(ConfigError, match="prompt 1 is int, not text"):
+        Batch.submit(config, ["a", 3])
     with pytest.raises(ConfigError, match="1 rows for 2 prompts"):
         Batch.submit(config, ["a", "b"], rows=[1])
     with pytest.raises(ConfigError, match="runs Gemini models, not local"):

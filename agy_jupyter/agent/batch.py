@@ -143,6 +143,9 @@ class Batch:
         rows = list(rows) if rows is not None else prompts
         if not prompts:
             raise ConfigError("a batch needs at least one prompt")
+        wrong = next((i for i, p in enumerate(prompts) if not isinstance(p, str)), None)
+        if wrong is not None:
+            raise ConfigError(f"prompt {wrong} is {type(prompts[wrong]).__name__}, not text", hint="give str prompts")
         if len(rows) != len(prompts):
             raise ConfigError(f"{len(rows)} rows for {len(prompts)} prompts", hint="give one row per prompt")
         credentials = _credentials(config.model, config.api_key.get_secret_value() if config.api_key else None)
