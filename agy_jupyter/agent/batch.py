@@ -245,8 +245,8 @@ class Batch:
 
     def wait(self, on_progress: Callable[[dict], None] | None = None, *, poll: Backoff = Backoff(),
              timeout: float | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
-        """Poll until the job has ended; return its final state. `on_progress` gets progress() at each poll;
-        after `timeout` seconds of waiting a Timeout says how to pick the job up again."""
+        """Poll until the job has ended; return its final state. `on_progress` gets progress() at each poll, on
+        this thread; after `timeout` seconds of waiting a Timeout says how to pick the job up again."""
         interval, waited, polls = poll.initial, 0.0, 1
         self._poll()
         while not self.done:
@@ -260,7 +260,8 @@ class Batch:
 
     async def await_done(self, on_progress: Callable[[dict], None] | None = None, *, poll: Backoff = Backoff(),
                          timeout: float | None = None, sleep: Callable[[float], Awaitable[None]] | None = None) -> str:
-        """`wait` for async code: the service calls run in a worker thread, the sleeps on this loop."""
+        """`wait` for async code: the service calls run in a worker thread; the sleeps, and `on_progress`, on
+        this loop's thread (a widget's one writer)."""
         sleep = sleep or _nap
         interval, waited, polls = poll.initial, 0.0, 1
         await asyncio.to_thread(self._poll)

@@ -23,6 +23,8 @@ when asked, so every ``/v1*/`` prefix is accepted):
 * ``POST /{ver}/models/{model}:countTokens`` -> ``{"totalTokens": chars // 4}``; it does not
   consume a scripted reply.
 * The API key comes in the ``x-goog-api-key`` header (or ``?key=``) and is recorded.
+* The Batch API (``:batchGenerateContent``, ``batches/{id}`` get, list, cancel, delete) and the Files API's
+  resumable upload and download, on a clock the test moves (``fake.batches``): see :mod:`.fake_batch`.
 * ``POST /v1/chat/completions`` (OpenAI-compatible, ``fake.openai_url`` as base URL) serves the same
   queued replies as chat completions, streamed (``data: [DONE]`` last) or not; see :mod:`.openai_compat`.
 
