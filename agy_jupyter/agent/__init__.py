@@ -10,6 +10,7 @@ from . import builtin_tools as _builtin_tools
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from .api import Agent  # noqa: F401
+    from .batch import Batch, BatchRow  # noqa: F401
     from .config import DEFAULT_MODEL, AgentConfig, build_config  # noqa: F401
     from .content import Blob, dataframe_summary, file, image  # noqa: F401
     from .directory import agents  # noqa: F401
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
 # each public name -> the module that defines it
 HOMES = homes_of({
     ".api": ["Agent"],
+    ".batch": ["Batch", "BatchRow"],
     ".config": ["DEFAULT_MODEL", "AgentConfig", "build_config"],
     ".content": ["Blob", "dataframe_summary", "file", "image"],
     ".directory": ["agents"],

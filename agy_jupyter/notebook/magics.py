@@ -360,6 +360,14 @@ class AgyMagics(Magics):
         lines += [f"AgyMagics.{name} = {getattr(self, name)!r}" for name in sorted(self.trait_names(config=True))]
         print("\n".join(lines))
 
+    @magic_arguments(name="%agent jobs")
+    @_plain_usage()
+    @argument("--refresh", action="store_true", help="ask the service for the state of jobs not yet ended")
+    def _agent_jobs(self, args: argparse.Namespace) -> None:
+        """the Batch API jobs submitted from any notebook (agy_jupyter.Batch.attach(NAME) picks one up)"""
+        from ..agent.batch import Batch  # the batch modules load on first use
+        display(jobs_table(Batch.jobs(refresh=args.refresh)), raw=True)
+
 
 # The subcommands in the order of their definition: "create" -> AgyMagics._agent_create
 SUBCOMMANDS: dict[str, Any] = {
@@ -419,6 +427,23 @@ def saved_table(saved: list[Any], here: str) -> dict[str, str]:
                         f"<td>{c.messages}</td><td>{c.turns}</td><td>{when}</td><td>{use}</td></tr>")
             plain.append(f"  {c.id:>4} {c.agent:<16} {c.model:<24} {c.messages:>5} msgs {c.turns:>4} turns {when} {use}")
     return {"text/html": "".join(html) + "</table>", "text/plain": "\n".join(plain)}
+
+
+def jobs_table(jobs: list[Any]) -> dict[str, str]:
+    """`%agent jobs`: name, agent, state, rows and when each batch job was submitted (UTC), newest first."""
+    if not jobs:
+        text = "No batch jobs."
+        return {"text/html": f"<p>{text}</p>", "text/plain": text}
+    from datetime import datetime, timezone
+    cells = [(j.name, j.agent, j.state.removeprefix("JOB_STATE_"), str(j.rows),
+              datetime.fromtimestamp(j.created, timezone.utc).strftime("%Y-%m-%d %H:%M")) for j in jobs]
+    header = ("name", "agent", "state", "rows", "created (UTC)")
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    plain = "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip()
+                      for row in [header, *cells])
+    html = "".join(f"<tr>{''.join(f'<td>{escape_inline(value)}</td>' for value in row)}</tr>" for row in cells)
+    head = "".join(f"<th>{name}</th>" for name in header)
+    return {"text/html": f"<table><tr>{head}</tr>{html}</table>", "text/plain": plain}
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -23,6 +23,8 @@ when asked, so every ``/v1*/`` prefix is accepted):
 * ``POST /{ver}/models/{model}:countTokens`` -> ``{"totalTokens": chars // 4}``; it does not
   consume a scripted reply.
 * The API key comes in the ``x-goog-api-key`` header (or ``?key=``) and is recorded.
+* The Batch API (``:batchGenerateContent``, ``batches/{id}`` get, list, cancel, delete) and the Files API's
+  resumable upload and download, on a clock the test moves (``fake.batches``): see :mod:`.fake_batch`.
 * ``POST /v1/chat/completions`` (OpenAI-compatible, ``fake.openai_url`` as base URL) serves the same
   queued replies as chat completions, streamed (``data: [DONE]`` last) or not; see :mod:`.openai_compat`.
 
@@ -57,6 +59,7 @@ from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
+from .fake_batch import FakeBatches
 from .openai_compat import CHAT_COMPLETIONS, DONE_EVENT, gemini_view, openai_plan
 from .replies import Plan, Reply, estimate_tokens
 
@@ -293,12 +296,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
     def do_GET(self) -> None:
+        if self.fake.batches.route(self, "GET", urlsplit(self.path), self._read_body()):
+            return
         self._send_json(404, {"error": {"code": 404, "message": f"{self.path} not found", "status": "NOT_FOUND"}})
+
+    def do_DELETE(self) -> None:
+        if not self.fake.batches.route(self, "DELETE", urlsplit(self.path), self._read_body()):
+            self._send_json(404, {"error": {"code": 404, "message": f"{self.path} not found", "status": "NOT_FOUND"}})
 
     def do_POST(self) -> None:
         arrival = time.perf_counter()
         raw = self._read_body()
         url = urlsplit(self.path)
+        if self.fake.batches.route(self, "POST", url, raw):  # the Batch and Files APIs (fake_batch.py)
+            return
         if url.path.rstrip("/").endswith("/chat/completions"):
             self._chat_completions(arrival, raw)
             return
@@ -596,6 +607,7 @@ class FakeGemini:
         self._wake_w: socket.socket | None = None
         self._player: CassettePlayer | None = None
         self._mismatches_reported = 0
+        self.batches = FakeBatches(self)  # the Batch API's jobs and files, on a clock tests advance
         if cassette is not None:
             from .cassette import CassettePlayer  # imported here: cassette.py imports this module
             self._player = CassettePlayer(cassette, speed)
