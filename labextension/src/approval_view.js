@@ -6,6 +6,12 @@
 // View -> kernel: {"type": "rendered"} once rendered;
 //   {"type": "decision", "approved": bool, "reason": str, "always": bool, "scope": "args" | "tool"} on
 //   Approve / Deny ("always" only with Approve; scope "args": only later calls with these arguments).
+// Keyboard: the tab order is Approve, Deny, Reason, "always" (then its scope); Enter or Space on a
+//   button clicks it, and Enter in Reason is Deny with that reason (the reason only goes with Deny).
+//   A card that appears pending takes the focus itself (not Approve: a stray Enter or Shift+Enter meant
+//   for the notebook must not approve anything), unless the user is typing (an editor, a text field),
+//   busy with another pending card or working outside the card's notebook. After a decision the focus stays on the card, and when the card goes
+//   (the reply ended) it moves to the card's notebook cell, not to the page.
 // Code is highlighted by the renderer agy_assets.js publishes (a fenced block through its sanitizing
 // Markdown renderer) once it is there; until then, or without it, it is plain text in <code class="language-X">.
 import { assetsChannel, usableAssets } from "./assets_channel.js";
@@ -68,6 +74,40 @@ export function renderPreview(box, preview, assets) {
   }
 }
 
+/** Is the user busy: typing (the focus in a code editor, CodeMirror's contenteditable, or a text field),
+ *  deciding another approval card still waiting, or working outside the card's notebook (a sidebar, another
+ *  panel)? Then a new card leaves the focus where it is. */
+export function userIsBusy(active, card) {
+  if (!active || active === document.body || active === document.documentElement) return false;
+  const notebook = card?.closest(".jp-Notebook");
+  if (notebook && !notebook.contains(active)) return true;
+  if (active.isContentEditable || active.closest?.(".cm-editor, .CodeMirror")) return true;
+  if (/^(TEXTAREA|SELECT)$/.test(active.tagName)) return true;
+  if (active.tagName === "INPUT" && !/^(button|checkbox|radio|submit|reset)$/.test(active.type)) return true;
+  return !!active.closest?.('.agy-approval[data-state="pending"]');
+}
+
+// models whose card already took the focus once (a re-render, e.g. a second view, must not take it again)
+const focusTaken = new WeakSet();
+
+/** Once the card is in the page: focus it unless the user is busy. */
+function takeFocusWhenShown(root, model) {
+  if (focusTaken.has(model)) return;
+  let frames = 0;
+  const attempt = () => {
+    if (!root.isConnected) {
+      if (++frames < 60) requestAnimationFrame(attempt); // anywidget attaches `el` after render
+      return;
+    }
+    if (focusTaken.has(model) || root.dataset.state !== "pending") return;
+    focusTaken.add(model);
+    if (userIsBusy(document.activeElement, root)) return;
+    root.focus({ preventScroll: true });
+    root.scrollIntoView?.({ block: "nearest" }); // a focus out of sight helps nobody; scroll as little as needed
+  };
+  requestAnimationFrame(attempt);
+}
+
 const hasPreview = (preview) => !!preview && typeof preview === "object" && typeof preview.kind === "string" && preview.kind !== "";
 
 function render({ model, el }) {
@@ -77,7 +117,8 @@ function render({ model, el }) {
   const previewBox = h("div", { className: "agy-preview", hidden: true });
   const argsDetails = h("details", { className: "agy-args-details" }, h("summary", {}, "Arguments"));
   const argsSlot = h("div", { className: "agy-args-slot" });
-  const reason = h("input", { type: "text", className: "agy-reason", "aria-label": "Reason", placeholder: "optional, sent with Deny" });
+  const ids = Math.random().toString(36).slice(2);
+  const reason = h("input", { type: "text", className: "agy-reason", id: `agy-reason-${ids}`, placeholder: "optional; Enter denies with it" });
   const always = h("input", { type: "checkbox", className: "agy-always" });
   const alwaysText = h("span");
   const scopeArgs = h("input", { type: "radio", name: "agy-scope", value: "args", className: "agy-scope-args", checked: true });
@@ -92,15 +133,16 @@ function render({ model, el }) {
   const deny = h("button", { type: "button", className: "agy-button agy-deny" }, "Deny");
   const timer = h("span", { className: "agy-countdown", hidden: true });
   const outcome = h("div", { className: "agy-outcome", role: "status", "aria-live": "polite" });
+  // The DOM order is the tab order: the decision first, then what goes with it.
   const root = h(
     "div",
-    { className: "agy-widget agy-approval" },
-    h("div", { className: "agy-header" }, agent, " wants to call ", tool),
+    { className: "agy-widget agy-approval", role: "group", "aria-labelledby": `agy-approval-head-${ids}`, tabindex: "-1" },
+    h("div", { className: "agy-header", id: `agy-approval-head-${ids}` }, agent, " wants to call ", tool),
     previewBox,
     argsSlot,
-    h("label", { className: "agy-reason-label" }, h("span", {}, "Reason"), reason),
-    h("div", { className: "agy-always-row" }, h("label", { className: "agy-always-label" }, always, alwaysText), scopeBox),
     h("div", { className: "agy-actions" }, approve, deny, timer),
+    h("div", { className: "agy-reason-label" }, h("label", { for: reason.id }, "Reason"), reason),
+    h("div", { className: "agy-always-row" }, h("label", { className: "agy-always-label" }, always, alwaysText), scopeBox),
     outcome,
   );
   addStyle(root, baseCss + approvalCss);
@@ -113,7 +155,7 @@ function render({ model, el }) {
   let highlighter = usableAssets(channel.value) ? channel.value : null;
   if (highlighter?.css) addStyle(root, highlighter.css);
   // radio groups are page-wide by name: one group per view
-  scopeArgs.name = scopeTool.name = `agy-scope-${Math.random().toString(36).slice(2)}`;
+  scopeArgs.name = scopeTool.name = `agy-scope-${ids}`;
 
   function showPreview() {
     const preview = model.get("preview");
@@ -154,6 +196,7 @@ function render({ model, el }) {
   }
 
   function decide(approved) {
+    const hadFocus = root.contains(document.activeElement);
     decided = { approved, reason: reason.value.trim() };
     // "Always allow" only makes sense for an approval.
     model.send({
@@ -161,15 +204,23 @@ function render({ model, el }) {
       scope: scopeTool.checked ? "tool" : "args",
     });
     update();
+    if (hadFocus) root.focus({ preventScroll: true }); // the disabled button would drop it on the page
   }
 
   const onApprove = () => decide(true);
   const onDeny = () => decide(false);
+  const onReasonKey = (event) => {
+    if (event.key !== "Enter" || event.isComposing || event.shiftKey || event.ctrlKey || event.altKey || event.metaKey) return;
+    event.preventDefault();
+    event.stopPropagation(); // not JupyterLab's Enter
+    if (!reason.disabled) decide(false);
+  };
   const onState = () => (update(), startCountdown());
   const onPreview = () => showPreview();
   always.addEventListener("change", update);
   approve.addEventListener("click", onApprove);
   deny.addEventListener("click", onDeny);
+  reason.addEventListener("keydown", onReasonKey);
   const traits = ["agent", "tool", "args_json", "reason"];
   for (const name of traits) model.on(`change:${name}`, update);
   model.on("change:state", onState);
@@ -184,13 +235,27 @@ function render({ model, el }) {
       showPreview();
     });
   }
+  // When the reply ends, its static copy replaces this card: a focus inside it would fall to the page
+  // (JupyterLab's keys would stop working), so it goes to the card's notebook cell instead.
+  let focusHome = null;
+  const onFocusIn = () => (focusHome = root.closest(".jp-Cell"));
+  const onFocusOut = (event) => { if (event.relatedTarget) focusHome = null; };
+  root.addEventListener("focusin", onFocusIn);
+  root.addEventListener("focusout", onFocusOut);
+  function handBackFocus() {
+    const lost = !document.activeElement || document.activeElement === document.body || root.contains(document.activeElement);
+    if (focusHome?.isConnected && lost) focusHome.focus({ preventScroll: true });
+  }
+
   update();
   startCountdown();
+  takeFocusWhenShown(root, model);
   model.send({ type: "rendered" });
 
   return () => {
     disposed = true;
     stopCountdown();
+    handBackFocus();
     model.off("change:preview", onPreview);
     for (const name of traits) model.off(`change:${name}`, update);
     model.off("change:state", onState);

@@ -7,6 +7,10 @@
 //   code_execution), "citations" {sources: [{title, uri}], supports: [{text, sources}], queries}.
 //   reset: true clears the view first (the kernel replays the whole reply).
 // View -> kernel: {"type": "rendered"} once rendered (asks for the replay); {"type": "stop"} from Stop.
+// Screen readers: the status changes that matter (writing, awaiting approval, waiting for quota, done,
+// cancelled, error) are announced through the page's live region (announce.js), once per change: the
+// last status of each ops message counts, and a replay that ends where this reply already was says
+// nothing. The visible status line is not itself live (its quota countdown would be read every second).
 // The Markdown renderer is not in this module: it arrives once per kernel session in agy_assets.js
 // (the kernel's AssetsWidget, see assets_channel.js). Until then text shows as plain text, and ops are
 // applied as they come; when it arrives the text re-renders as Markdown. If it has not arrived after
@@ -15,6 +19,7 @@
 import { addStyle, countdown, h } from "./dom.js";
 import { Transcript } from "./transcript.js";
 import { assetsChannel, usableAssets } from "./assets_channel.js";
+import { announce, announcer } from "./announce.js";
 import baseCss from "./base.css";
 import streamCss from "./stream_view.css";
 
@@ -45,13 +50,28 @@ export function statusText({ status, detail }) {
   }
 }
 
+const ANNOUNCED = new Set(["streaming", "awaiting approval", "waiting for quota", "done", "cancelled", "error"]);
+const ERROR_CHARS = 200; // the error box has the whole message and the hint
+
+/** What screen readers hear for a status op (null: not announced), e.g. "writer: Awaiting approval for erase".
+ *  An error is read with its message: the error op's, else the status's detail (the kernel puts it there). */
+export function announcement({ status, detail }, agent, errorMessage) {
+  if (!ANNOUNCED.has(status)) return null;
+  const what = statusText({ status, detail }).replace(/…$/, "");
+  const error = status === "error" ? String(errorMessage || detail || "").slice(0, ERROR_CHARS) : "";
+  return `${agent || "Agent"}: ${what}${error ? `: ${error}` : ""}`;
+}
+
+// per model (all its views), the last announcement, so two views of one reply do not both speak
+const lastAnnounced = new WeakMap();
+
 function render({ model, el }) {
   const agent = h("span", { className: "agy-agent" });
   const modelName = h("span", { className: "agy-model" });
-  const status = h("span", { className: "agy-status", role: "status", "aria-live": "polite" });
+  const status = h("span", { className: "agy-status" });
   const stop = h("button", { type: "button", className: "agy-button agy-stop" }, "Stop");
   const body = h("div", { className: "agy-body" });
-  const errorBox = h("div", { className: "agy-error", role: "alert", hidden: true });
+  const errorBox = h("div", { className: "agy-error", hidden: true }); // announced with the error status
   const note = h("div", { className: "agy-note agy-assets-note", hidden: true }, ASSETS_NOTE);
   const root = h(
     "div",
@@ -63,11 +83,13 @@ function render({ model, el }) {
   );
   addStyle(root, baseCss + streamCss);
   el.append(root);
+  announcer(); // in the page before the first announcement
 
   const transcript = new Transcript(body, errorBox);
   let stopCountdown = () => {};
   let disposed = false;
   let assetsTimer = null;
+  let errorMessage = null; // the reply's error, read out with the error status
 
   /** Switch the text to Markdown once the renderer is published (at once if it already is). */
   function useAssets(assets) {
@@ -100,6 +122,7 @@ function render({ model, el }) {
     transcript.reset();
     stopCountdown();
     status.textContent = "";
+    errorMessage = null;
     delete root.dataset.status;
     delete stop.dataset.sent;
     stop.hidden = stop.disabled = false;
@@ -108,10 +131,20 @@ function render({ model, el }) {
   function onMessage(msg) {
     if (!msg || msg.type !== "ops") return;
     if (msg.reset) reset();
+    let latest = null;
     for (const op of msg.ops || []) {
-      if (op[0] === "status") setStatus(op[1] || {});
+      if (op[0] === "status") setStatus((latest = op[1] || {}));
+      if (op[0] === "error") errorMessage = op[1]?.message;
       transcript.apply(op); // status ops draw nothing there; its model records them
     }
+    if (latest) speak(latest);
+  }
+
+  function speak(payload) {
+    const text = announcement(payload, model.get("agent"), errorMessage);
+    if (text === null || lastAnnounced.get(model) === text) return;
+    lastAnnounced.set(model, text);
+    announce(text);
   }
 
   function onStop() {

@@ -44,7 +44,8 @@ function contextBar({ used, limit, percent } = {}) {
 }
 
 function usageTable(rows, currency) {
-  const header = h("tr", {}, h("th", { scope: "col" }, ""), ...COLUMNS.map(([, title]) => h("th", { scope: "col" }, title)), h("th", { scope: "col" }, "Cost"));
+  // the corner cell heads nothing (the rows' own <th> name them): a <td>, not an empty header (axe: empty-table-header)
+  const header = h("tr", {}, h("td"), ...COLUMNS.map(([, title]) => h("th", { scope: "col" }, title)), h("th", { scope: "col" }, "Cost"));
   const body = rows.map((row) =>
     h(
       "tr",

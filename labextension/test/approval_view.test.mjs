@@ -1,4 +1,4 @@
-import { accessibleName, activeContent, button, fakeModel, loadBundle, renderView } from "./dom_env.mjs";
+import { accessibleName, activeContent, button, fakeModel, loadBundle, nextFrame, renderView } from "./dom_env.mjs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -137,4 +137,70 @@ test("a preview set later replaces the arguments view", async () => {
   model.set("preview", { kind: "command", text: "make" });
   assert.equal(el.querySelector(".agy-preview").hidden, false);
   assert.ok(el.querySelector(".agy-args-slot details pre.agy-approval-args"));
+});
+
+test("the tab order is Approve, Deny, Reason, always; the card is a labelled group", async () => {
+  const { el, reason, always, approve, deny } = await setup();
+  const focusable = [...el.querySelectorAll("button, input, summary, [tabindex]:not([tabindex='-1'])")];
+  assert.deepEqual(focusable.slice(0, 4), [approve, deny, reason, always]);
+  assert.equal(accessibleName(reason), "Reason");
+  assert.equal(accessibleName(always), "Always allow add for this agent");
+  const card = el.querySelector(".agy-approval");
+  assert.equal(card.getAttribute("role"), "group");
+  assert.equal(document.getElementById(card.getAttribute("aria-labelledby")).textContent, "helper wants to call add");
+});
+
+test("Enter in Reason denies with that reason; Shift+Enter does not", async () => {
+  const { model, reason } = await setup();
+  reason.value = "not that file";
+  const key = (init) => new window.KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true, ...init });
+  reason.dispatchEvent(key({ shiftKey: true }));
+  assert.deepEqual(model.sent, [{ type: "rendered" }]);
+  const enter = key();
+  reason.dispatchEvent(enter);
+  assert.ok(enter.defaultPrevented);
+  assert.deepEqual(model.sent.at(-1), { type: "decision", approved: false, reason: "not that file", always: false, scope: "args" });
+  reason.dispatchEvent(key());
+  assert.equal(model.sent.length, 2, "one decision");
+});
+
+test("a new card takes the focus, unless the user is typing; after a decision the focus stays on the card", async () => {
+  const editor = document.createElement("div");
+  editor.className = "cm-editor";
+  const content = document.createElement("div");
+  content.tabIndex = 0;
+  editor.append(content);
+  document.body.append(editor);
+  content.focus();
+  const busy = await setup();
+  await nextFrame();
+  await nextFrame();
+  assert.equal(document.activeElement, content, "typing in an editor: the focus stays there");
+  editor.remove();
+  document.body.focus();
+
+  const idle = await setup();
+  await nextFrame();
+  await nextFrame();
+  const card = idle.el.querySelector(".agy-approval");
+  assert.equal(document.activeElement, card);
+  idle.approve.focus();
+  idle.approve.click();
+  assert.equal(document.activeElement, card, "not dropped on the page when the buttons lock");
+  assert.notEqual(busy.el.querySelector(".agy-approval"), document.activeElement);
+});
+
+test("a card in a notebook leaves the focus alone while the user works outside that notebook", async () => {
+  const sidebar = document.createElement("button");
+  const notebook = document.createElement("div");
+  notebook.className = "jp-Notebook";
+  document.body.append(sidebar, notebook);
+  sidebar.focus();
+  const { el } = await setup();
+  notebook.append(el); // as JupyterLab attaches the output, before the card's first frame
+  await nextFrame();
+  await nextFrame();
+  assert.equal(document.activeElement, sidebar);
+  sidebar.remove();
+  notebook.remove();
 });

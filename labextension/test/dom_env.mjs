@@ -58,9 +58,12 @@ export async function renderView(view, model) {
   return { el, cleanup };
 }
 
-/** The accessible name of a control, for the cases the views use (aria-label, else its text). */
+/** The accessible name of a control, for the cases the views use (aria-label, else its <label>s, else its text). */
 export function accessibleName(el) {
-  return (el.getAttribute("aria-label") ?? el.textContent).trim();
+  const label = el.getAttribute("aria-label");
+  if (label !== null) return label.trim();
+  if (el.labels?.length) return [...el.labels].map((l) => l.textContent).join(" ").trim();
+  return el.textContent.trim();
 }
 
 export const button = (el, name) =>

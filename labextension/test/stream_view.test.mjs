@@ -8,6 +8,7 @@ const ops = (list, reset = false) => ({ type: "ops", ops: list, reset });
 const blocks = (el) => [...el.querySelector(".agy-body").children];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const note = (el) => el.querySelector(".agy-assets-note");
+const announced = () => document.getElementById("agy-announcer")?.textContent;
 
 /** Run `fn` in a page where the assets have not been published yet (restored afterwards). */
 async function withoutAssets(fn, timeoutMs) {
@@ -171,7 +172,7 @@ test("an error op shows one error box; reset clears everything and replays", asy
   model.receive(ops([["error", { message: "Still failing" }]]));
   const boxes = el.querySelectorAll(".agy-error:not([hidden])");
   assert.equal(boxes.length, 1);
-  assert.equal(boxes[0].getAttribute("role"), "alert");
+  assert.equal(announced(), "helper: Error: Quota exhausted"); // read out once, with the status
   assert.equal(boxes[0].querySelector(".agy-error-message").textContent, "Still failing");
 
   model.receive(ops([["status", { status: "streaming" }], ["text", "# Replayed"]], true));
@@ -294,4 +295,54 @@ test("a tool card says whether it awaits approval or runs", async () => {
   assert.equal(label(), "running…");
   model.receive(ops([["tool_result", { id: "c1", name: "add", status: "ok", result: 2 }]]));
   assert.equal(label(), "ok");
+});
+
+test("status changes are announced once each through the page's live region, not per chunk", async () => {
+  const { model, el } = await setup({ agent: "writer", model_name: "m", show_thoughts: true });
+  const region = document.getElementById("agy-announcer");
+  assert.ok(region, "the region is in the page before the first announcement");
+  assert.equal(region.getAttribute("role"), "status");
+  assert.equal(region.getAttribute("aria-live"), "polite");
+  assert.equal(el.querySelector(".agy-status").getAttribute("aria-live"), null, "the visible line is not live");
+  const heard = [];
+  const observer = new window.MutationObserver(() => region.textContent && heard.push(region.textContent));
+  observer.observe(region, { childList: true, characterData: true, subtree: true });
+  const send = async (...args) => (model.receive(ops(...args)), await sleep(0)); // one kernel message at a time
+  await send([["status", { status: "thinking" }]]);
+  await send([["status", { status: "streaming" }], ["text", "Let me "]]);
+  await send([["text", "check."]]);
+  await send([["status", { status: "streaming" }], ["text", " More."]]); // no change: silent
+  await send([["tool_call", { id: "c1", name: "erase", args: {} }], ["status", { status: "awaiting approval", detail: "erase" }]]);
+  await send([["status", { status: "calling tool", detail: "erase" }], ["status", { status: "streaming" }], ["text", "Done."]]);
+  await send([["status", { status: "streaming" }], ["text", "Done."]], true); // a replay where it already was: silent
+  await send([["status", { status: "done" }]]);
+  observer.disconnect();
+  assert.deepEqual(heard, ["writer: Writing", "writer: Awaiting approval for erase", "writer: Writing", "writer: Done"]);
+});
+
+test("an error status is read out with the message the kernel put in its detail", async () => {
+  const { model } = await setup({ agent: "writer", model_name: "m", show_thoughts: true });
+  model.receive(ops([["status", { status: "thinking" }], ["status", { status: "error", detail: "Invalid API key" }]]));
+  assert.equal(announced(), "writer: Error: Invalid API key");
+  model.receive(ops([["status", { status: "waiting for quota", seconds: 3 }]]));
+  assert.equal(announced(), "writer: Waiting for quota", "no countdown in the announcement");
+});
+
+test("two views of one reply announce it once; another reply's same status is read again", async () => {
+  const model = fakeModel({ agent: "twin", model_name: "m", show_thoughts: true });
+  await renderView(view, model);
+  await renderView(view, model);
+  const region = document.getElementById("agy-announcer");
+  let changes = 0;
+  const observer = new window.MutationObserver(() => (changes += 1));
+  observer.observe(region, { childList: true, characterData: true, subtree: true });
+  model.receive(ops([["status", { status: "streaming" }]]));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(changes, 1);
+  const other = await setup({ agent: "twin", model_name: "m", show_thoughts: true });
+  other.model.receive(ops([["status", { status: "streaming" }]])); // same words, another reply: cleared, then set
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  observer.disconnect();
+  assert.equal(region.textContent, "twin: Writing");
+  assert.equal(changes, 3);
 });

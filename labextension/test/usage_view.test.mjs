@@ -29,6 +29,7 @@ test("a table with thousands separators, costs, the context bar and the note", a
   assert.equal(el.querySelector("[role=progressbar]").getAttribute("aria-valuenow"), "11.8");
   assert.equal(el.querySelector(".agy-context-fill").style.width, "11.77%");
   assert.equal(el.querySelector(".agy-note").textContent, DATA.note);
+  assert.deepEqual([...el.querySelectorAll("th")].filter((th) => !th.textContent.trim()), [], "no empty header cells");
 });
 
 test("re-renders on change:data and copes with missing pieces", async () => {
