@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from agy_jupyter import Agent, ConfigError, Runtime, RuntimeConfig, allow
 from agy_jupyter.agent import map as agent_map
-from agy_jupyter.agent.map import STOPPED, MapProgress
+from agy_jupyter.agent.map import STOPPED
+from agy_jupyter.agent.map_progress import MapProgress, use_progress_display
 from agy_jupyter.agent.policies import ask_user
 from agy_jupyter.runtime.quota import QuotaRegistry
 from agy_jupyter.testing import Reply
@@ -160,11 +161,11 @@ def test_500_rows_with_ten_percent_faults(fake, store_dir):
 
 
 def test_stop_then_rerun_asks_only_the_unfinished_rows(make_agent, fake, store_dir):
-    fake.default = Reply.echo(delay=0.05)
+    fake.default = Reply.echo(ttft=0.05)
     agent = make_agent("stopper")
     df = frame(40, start=0)
     handles = []
-    agent_map.use_progress_display(lambda stream, first, config: handles.append(stream))
+    use_progress_display(lambda stream, first, config: handles.append(stream))
     try:
         async def stop_after_some():
             task = asyncio.ensure_future(agent.amap(df, "Echo {text}", concurrency=4))
@@ -174,7 +175,7 @@ def test_stop_then_rerun_asks_only_the_unfinished_rows(make_agent, fake, store_d
             return await task
         stopped = asyncio.run(stop_after_some())
     finally:
-        agent_map.use_progress_display(None)
+        use_progress_display(None)
     finished = stopped["error"].isna()
     assert 4 <= finished.sum() < 40  # some of the 12 answers the server sent were still being read
     assert (stopped.loc[~finished, "error"] == STOPPED).all()
@@ -187,7 +188,7 @@ def test_stop_then_rerun_asks_only_the_unfinished_rows(make_agent, fake, store_d
     assert list(again["answer"]) == [f"You said: Echo row {i}" for i in range(40)]
 
     # cancelling the await (Ctrl-C in an async cell) stops it too; a later run resumes the same way
-    fake.default = Reply.echo(delay=0.05)
+    fake.default = Reply.echo(ttft=0.05)
     other = frame(20, start=0).assign(text=lambda d: d["text"] + " b")
 
     async def cancel_the_await():
@@ -251,7 +252,7 @@ def test_tools_that_need_approval_are_refused_once_for_the_whole_map(make_agent,
 
 
 def test_progress_events_count_rows_and_tokens(make_agent, fake, store_dir):
-    fake.default = Reply(chunks=[Chunk.text("ok")], delay=0.02)
+    fake.default = Reply(chunks=[Chunk.text("ok")], ttft=0.02)
     agent = make_agent("counter")
     events: list[MapProgress] = []
     agent.map(frame(30, start=0), "Go {text}", concurrency=5, progress=events.append)

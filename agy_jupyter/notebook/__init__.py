@@ -12,6 +12,9 @@ def load_ipython_extension(shell: Any) -> None:
     from .magics import AgyMagics
 
     shell.register_magics(AgyMagics(shell=shell))
+    from ..agent.map_progress import use_progress_display
+    from .map_progress import show_map_progress
+    use_progress_display(show_map_progress)  # agent.map's progress as a widget (the agent layer can't import it)
     run_python.capture_kernel_main()  # for turns no cell started (an inbox message)
     transformer.register(shell)
     if transformer.in_kernel(shell):
