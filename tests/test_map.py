@@ -7,6 +7,7 @@ import collections
 import json
 import logging
 import re
+import sys
 import time
 
 import pandas as pd
@@ -267,3 +268,90 @@ def test_progress_events_count_rows_and_tokens(make_agent, fake, store_dir):
     events.clear()
     agent.map(frame(30, start=0), "Go {text}", concurrency=5, progress=events.append)
     assert events == []  # nothing ran: no progress to show
+
+
+# -- batch mode: agy_jupyter.agent.batch is built separately; a stand-in with its interface is used here ------
+
+class StandInBatch:
+    """The Batch API's interface (Batch.submit / wait / results / cancel), answering at once. A stand-in: the
+    real one (agent/batch.py, fake server batch endpoints) is another part of the project and not needed to
+    check how the map joins a job's rows back."""
+
+    submitted: list = []
+
+    def __init__(self, prompts, rows):
+        self.prompts, self.rows = prompts, rows
+
+    @classmethod
+    def submit(cls, agent, prompts, *, output, rows):
+        job = cls(prompts, rows)
+        cls.submitted.append((agent.name, list(prompts), output, list(rows)))
+        return job
+
+    def wait(self, on_progress=None):
+        return None
+
+    def cancel(self):
+        raise AssertionError("not cancelled in these tests")
+
+    def results(self):
+        from types import SimpleNamespace
+        out = []
+        for row, prompt in reversed(list(zip(self.rows, self.prompts))):  # any order: joined back by `row`
+            n = int(ROW.search(prompt)[1])
+            text = None if n == 2 else ('{"sentiment": "ok", "score": ' if n == 4 else
+                                        json.dumps({"sentiment": "ok", "score": n}))
+            out.append(SimpleNamespace(row=row, text=text, error="BatchError: row failed" if n == 2 else None,
+                                       usage={"total_token_count": 7}))
+        return out
+
+
+@pytest.fixture
+def stand_in_batch(monkeypatch):
+    import types
+    module = types.ModuleType("agy_jupyter.agent.batch")
+    module.Batch = StandInBatch
+    StandInBatch.submitted = []
+    monkeypatch.setitem(sys.modules, "agy_jupyter.agent.batch", module)
+    return StandInBatch
+
+
+def test_batch_mode_sends_the_pending_rows_as_one_job_and_joins_them_back(make_agent, fake, store_dir,
+                                                                          stand_in_batch):
+    agent = make_agent("batcher")
+    result = agent.map(frame(6, start=10), "Score {text}", output=Review, mode="batch", progress=False)
+    assert len(fake.requests) == 0 and len(stand_in_batch.submitted) == 1
+    name, prompts, output, rows = stand_in_batch.submitted[0]
+    assert (name, output, rows) == ("batcher", Review, [0, 1, 2, 3, 4, 5]) and prompts[5] == "Score row 5"
+    assert list(result.index) == list(range(10, 16))
+    assert list(result["score"].fillna(-1)) == [0, 1, -1, 3, -1, 5]
+    assert result.loc[12, "error"] == "BatchError: row failed"
+    assert result.loc[14, "error"].startswith("OutputInvalid: the reply is not a valid Review")
+    # the finished rows were stored: the same map again (here interactive) asks only rows 2 and 4
+    fake.default = lambda rec: Reply.text(json.dumps({"sentiment": "ok", "score": 100 + row_of(rec)}))
+    again = agent.map(frame(6, start=10), "Score {text}", output=Review, progress=False)
+    assert sorted(row_of(r) for r in fake.requests) == [2, 4]
+    assert list(again["score"]) == [0, 1, 102, 3, 104, 5]
+
+
+def test_auto_mode_batches_large_tool_free_maps_only(make_agent, fake, store_dir, stand_in_batch, monkeypatch):
+    from agy_jupyter.agent import map_batch
+    monkeypatch.setattr(map_batch, "AUTO_BATCH_ROWS", 4)
+    agent = make_agent("auto")
+    agent.map(frame(3, start=0), "Say {text}", mode="auto", progress=False)  # small: interactive
+    assert len(fake.requests) == 3 and stand_in_batch.submitted == []
+    agent.map(frame(5, start=0), "Tell {text}", mode="auto", progress=False)  # large: one job
+    assert len(fake.requests) == 3 and len(stand_in_batch.submitted) == 1
+    tooled = make_agent("tooled", tools=[work], policies=[allow("work")])
+    tooled.map(frame(5, start=0), "Tell {text}", mode="auto", progress=False)  # tools need turns: interactive
+    assert len(fake.requests) == 8 and len(stand_in_batch.submitted) == 1
+
+
+def test_batch_mode_without_the_batch_api_is_a_clear_error(make_agent, fake, store_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "agy_jupyter.agent.batch", None)  # importing it raises ImportError
+    agent = make_agent("nobatch")
+    with pytest.raises(ConfigError, match=r"mode='batch' needs the Batch API support .*use mode='interactive'"):
+        agent.map(frame(3, start=0), "Say {text}", mode="batch", progress=False)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        agent.map(frame(3, start=0), "Say {text}", mode="fast", progress=False)
+    assert len(fake.requests) == 0

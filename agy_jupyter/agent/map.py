@@ -34,6 +34,7 @@ from ..runtime.stream import ChatStream
 from .content import is_dataframe
 from .history import Usage
 from .map_progress import PROGRESS_INTERVAL, MapProgress, progress_display, text_progress
+from .map_batch import choose_mode, run_batch
 from .map_store import FLUSH_INTERVAL, MapStore, key_prefix, row_key
 from .policies import Approval, ApprovalRequest
 
@@ -46,8 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ERROR_COLUMN = "error"
-MODES = ("interactive", "batch", "auto")
-AUTO_BATCH_ROWS = 5000  # mode="auto": a map of this many rows or more goes to the Batch API
+MODES = ("interactive", "batch", "auto")  # see map_batch.py for batch and auto
 STOPPED = "Stopped: the map was stopped before this row finished"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -282,7 +282,7 @@ class RowSession(GeminiSession):
         try:
             stream = self.start_turn(prompt, approval_handler=self._refuse)
         except AgyError as exc:
-            return Outcome(None, _error_text(exc))
+            return Outcome(None, error_text(exc))
         task = self._turn_task
         try:
             await asyncio.wait({task})
@@ -292,19 +292,19 @@ class RowSession(GeminiSession):
             raise
         error = stream.error()
         if error is not None:
-            return Outcome(None, _error_text(error))
+            return Outcome(None, error_text(error))
         response = stream.result(0)
         self.last_usage = response.usage
         tokens = response.usage.total_tokens
         if output is None:
             return Outcome(response.text, None, tokens)
         if response.parse_error is not None:
-            return Outcome(None, _error_text(OutputInvalid(
+            return Outcome(None, error_text(OutputInvalid(
                 f"the reply is not a valid {output.__name__}: {_first_line(response.parse_error)}")), tokens)
         return Outcome(response.parsed.model_dump(mode="json"), None, tokens)
 
 
-def _error_text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
@@ -369,17 +369,16 @@ class MapRecords(list):
 
 def _prepare(agent: "Agent", data: Any, template: str, *, output: type | None = None, concurrency: int = 8,
              column: str = "answer", mode: str = "interactive", progress: Any = True, resume: bool = True,
-             known: Mapping[int, Outcome] | None = None) -> tuple[MapPlan, dict[str, Any]]:
+             known: Mapping[int, Outcome] | None = None) -> tuple[MapPlan, dict[str, Any], str]:
+    """The plan, the options a retry_failed() repeats, and how the pending rows run (interactive or batch)."""
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     plan = plan_map(agent, data, template, output=output, concurrency=concurrency, column=column, resume=resume,
                     known=known)
+    # retry_failed() asks the few failed rows interactively, whatever mode the map ran in
     options = {"output": output, "concurrency": concurrency, "column": column, "mode": "interactive",
                "progress": progress, "resume": resume}
-    if mode == "batch" or (mode == "auto" and len(plan.pending) >= AUTO_BATCH_ROWS):
-        raise ConfigError("mode='batch' needs agy_jupyter.agent.batch (the Batch API), which is not "
-                          "installed in this version", hint="use mode='interactive'")
-    return plan, options
+    return plan, options, choose_mode(mode, agent, len(plan.pending))
 
 
 def _start(agent: "Agent", plan: MapPlan, progress: Any) -> ChatStream:
@@ -412,16 +411,20 @@ def _finish(agent: "Agent", data: Any, template: str, plan: MapPlan, options: di
 
 def run_map(agent: "Agent", data: Any, template: str, **options: Any) -> Any:
     """agent.map: block until every row ended (Ctrl-C stops the map; the finished rows are kept)."""
-    plan, kept = _prepare(agent, data, template, **options)
-    if plan.pending:
+    plan, kept, ran_as = _prepare(agent, data, template, **options)
+    if plan.pending and ran_as == "batch":
+        plan.outcomes = run_batch(agent, plan)
+    elif plan.pending:
         plan.outcomes = _start(agent, plan, kept["progress"]).result()
     return _finish(agent, data, template, plan, kept)
 
 
 async def arun_map(agent: "Agent", data: Any, template: str, **options: Any) -> Any:
     """await agent.amap: the same, awaited from any event loop (cancelling the await stops the map)."""
-    plan, kept = _prepare(agent, data, template, **options)
-    if plan.pending:
+    plan, kept, ran_as = _prepare(agent, data, template, **options)
+    if plan.pending and ran_as == "batch":
+        plan.outcomes = await asyncio.to_thread(run_batch, agent, plan)  # the job's wait blocks
+    elif plan.pending:
         stream = await agent.aio.start_rows(MapRun(plan, MapStore()))
         _follow(stream, plan, kept["progress"], agent)
         plan.outcomes = await stream
