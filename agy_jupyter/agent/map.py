@@ -110,7 +110,7 @@ def fill(template: str, row: Mapping[str, Any]) -> str:
 
 # -- the plan (caller's thread) and the run (runtime loop) ---------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """One row's result: the answer (text, or the output model's fields as a dict) or its typed error."""
 
@@ -126,9 +126,13 @@ class MapPlan:
     config: "AgentConfig"
     output: type | None
     concurrency: int
-    keys: list[str]
+    prefix: bytes  # what every row's store key starts with (map_store.key_prefix)
     outcomes: list[Outcome | None]  # known before the run (resumed); the run fills the rest
     resumed: int = 0
+
+    def key(self, index: int) -> str:
+        """The row's key in the store: computed when needed (a 100,000-row map's keys would be 11 MB)."""
+        return row_key(self.prefix, self.rows[index])
 
     @property
     def pending(self) -> list[int]:
@@ -159,18 +163,16 @@ def plan_map(agent: "Agent", data: Any, template: str, *, output: type | None, c
                           hint="rename them, or pass column='...' for the answers")
     config = agent.config if output is None else agent.config.model_copy(update={"response_schema": output})
     prefix = key_prefix(config, template, output)
-    keys = [row_key(prefix, rows[i]) for i in range(len(rows))]
     outcomes: list[Outcome | None] = [None] * len(rows)
     for i, outcome in (known or {}).items():
         outcomes[i] = outcome
     resumed = len(known or {})
     if resume:
-        saved = MapStore().finished(k for i, k in enumerate(keys) if outcomes[i] is None)
-        for i, key in enumerate(keys):
-            if outcomes[i] is None and key in saved:
-                outcomes[i] = Outcome(saved[key]["value"], None, 0)
-                resumed += 1
-    return MapPlan(template, rows, config, output, concurrency, keys, outcomes, resumed)
+        saved = MapStore().finished((i, row_key(prefix, rows[i])) for i in range(len(rows)) if outcomes[i] is None)
+        for i, result in saved.items():
+            outcomes[i] = Outcome(result["value"], None, 0)
+        resumed += len(saved)
+    return MapPlan(template, rows, config, output, concurrency, prefix, outcomes, resumed)
 
 
 class MapRun:
@@ -237,7 +239,7 @@ class MapRun:
             self.progress = replace(self.progress, done=self.progress.done + ok, failed=self.progress.failed + (not ok),
                                     usage=self.progress.usage + rows.last_usage)
             if ok:
-                self.store.add(plan.keys[index], {"value": outcome.value, "tokens": outcome.tokens}, time.time())
+                self.store.add(plan.key(index), {"value": outcome.value, "tokens": outcome.tokens}, time.time())
                 now = time.monotonic()
                 if now - self._last_flush >= FLUSH_INTERVAL:
                     self._last_flush = now
@@ -343,13 +345,17 @@ class Rerun:
         self.data = data
         self.template = template
         self.options = options
-        self.known = {i: o for i, o in enumerate(outcomes) if o is not None and o.error is None}
+        self.outcomes = outcomes
+
+    def known(self) -> dict[int, Outcome]:
+        """The rows that ended well, by position: a retry keeps them (even with the store off)."""
+        return {i: o for i, o in enumerate(self.outcomes) if o is not None and o.error is None}
 
     def retry(self) -> Any:
-        return run_map(self.agent, self.data, self.template, known=self.known, **self.options)
+        return run_map(self.agent, self.data, self.template, known=self.known(), **self.options)
 
     async def aretry(self) -> Any:
-        return await arun_map(self.agent, self.data, self.template, known=self.known, **self.options)
+        return await arun_map(self.agent, self.data, self.template, known=self.known(), **self.options)
 
 
 class MapRecords(list):

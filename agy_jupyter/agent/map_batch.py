@@ -80,7 +80,7 @@ def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], Non
                     f"the reply is not a valid {plan.output.__name__}: {str(exc).strip().splitlines()[0]}")), tokens)
                 continue
         outcomes[row.row] = Outcome(value, None, tokens)
-        store.add(plan.keys[row.row], {"value": value, "tokens": tokens}, time.time())
+        store.add(plan.key(row.row), {"value": value, "tokens": tokens}, time.time())
     store.flush()
     return [o if o is not None else Outcome(None, "BatchError: the batch job returned no result for this row")
             for o in outcomes]

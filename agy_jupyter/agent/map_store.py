@@ -13,6 +13,7 @@ flushes asks those few rows again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from typing import Any, Iterable
@@ -48,20 +49,20 @@ class MapStore:
         self._warned = False
         self.available = enabled()
 
-    def finished(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The saved results (as they were added) of those keys that finished before."""
+    def finished(self, keyed: Iterable[tuple[int, str]]) -> dict[int, Any]:
+        """Of the (position, key) pairs, the saved results (as they were added) of the rows that finished
+        before, by position. The pairs are read a chunk at a time: a map's keys are never all held."""
         if not self.available:
             return {}
-        found: dict[str, Any] = {}
-        keys = list(keys)
+        found: dict[int, Any] = {}
+        pairs = iter(keyed)
         try:
             with _store().transaction() as db:  # the one public way in; held once per map
-                for start in range(0, len(keys), _LOOKUP_CHUNK):
-                    chunk = keys[start:start + _LOOKUP_CHUNK]
+                while chunk := dict((key, index) for index, key in itertools.islice(pairs, _LOOKUP_CHUNK)):
                     marks = ",".join("?" * len(chunk))
-                    for key, result in db.execute(
-                            f"SELECT key, result FROM map_rows WHERE key IN ({marks})", chunk):
-                        found[key] = json.loads(result)
+                    for key, result in db.execute(f"SELECT key, result FROM map_rows WHERE key IN ({marks})",
+                                                  list(chunk)):
+                        found[chunk[key]] = json.loads(result)
         except Exception as exc:  # an unreadable store only costs the resume: every row is asked
             self._warn(f"finished rows could not be read ({exc}); every row is asked")
             return {}
