@@ -355,3 +355,9 @@ def test_batch_mode_without_the_batch_api_is_a_clear_error(make_agent, fake, sto
     with pytest.raises(ConfigError, match="mode must be one of"):
         agent.map(frame(3, start=0), "Say {text}", mode="fast", progress=False)
     assert len(fake.requests) == 0
+
+
+def test_outside_a_notebook_progress_is_a_text_line(make_agent, fake, store_dir, capsys):
+    make_agent("texter").map([{"q": f"row {i}"} for i in range(5)], "Say {q}")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"map \[#{24}\] 5/5 done, [\d.]+ rows/s, [\d,]+ tokens", lines[-1]), lines

@@ -37,8 +37,7 @@ from .map_progress import PROGRESS_INTERVAL, MapProgress, progress_display, text
 from .map_batch import choose_mode, run_batch
 from .map_store import FLUSH_INTERVAL, MapStore, key_prefix, row_key
 from .policies import Approval, ApprovalRequest
-
-from .session import GeminiSession  # this module loads with the first map, after the session's
+from .session import GeminiSession  # this module loads with the first map, not with agy_jupyter
 
 if TYPE_CHECKING:
     from .api import Agent
@@ -185,13 +184,12 @@ class MapRun:
                                     model=plan.config.model)
         self._refused: list[str] = []
         self._started = 0.0
-        self._stream: ChatStream | None = None
         self._last_flush = 0.0
 
     def start(self, session: "GeminiSession") -> ChatStream:
         """Start on the runtime loop (GeminiSession.start_rows calls this); return the map's handle at once."""
         loop = session.loop
-        stream = self._stream = ChatStream(loop, label=f"map of {session.name}")
+        stream = ChatStream(loop, label=f"map of {session.name}")
         self._started = self._last_flush = time.monotonic()
         task = loop.create_task(self._run(session, stream), name=f"agy-map-{session.name}")
         stream.attach_task(task)
