@@ -361,3 +361,33 @@ def test_outside_a_notebook_progress_is_a_text_line(make_agent, fake, store_dir,
     make_agent("texter").map([{"q": f"row {i}"} for i in range(5)], "Say {q}")
     lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"map \[#{24}\] 5/5 done, [\d.]+ rows/s, [\d,]+ tokens", lines[-1]), lines
+
+
+def test_a_429_storm_pauses_every_row_instead_of_multiplying_retries(make_agent, fake, store_dir):
+    """A quota of 5 requests per 0.5 s window (over it: 429 with the rest of the window as retryDelay), 30 rows at
+    concurrency 10. Every row ends well; each window costs at most the rows that were in flight when the first
+    429 of it was read (one 429 each), because the 429 pauses every row on the key until the window ends."""
+    import threading
+    lock, window = threading.Lock(), {"start": None, "used": 0}
+    refusals: list[float] = []
+
+    def quota(rec) -> Reply:
+        with lock:
+            now = time.monotonic()
+            if window["start"] is None or now - window["start"] >= 0.5:
+                window.update(start=now, used=0)
+            if window["used"] >= 5:
+                refusals.append(now)
+                return Reply.error(429, retry_delay=round(0.5 - (now - window["start"]), 3) + 0.001,
+                                   quota_id="RequestsPerWindow", quota_value=5)
+            window["used"] += 1
+        return Reply.echo()
+    fake.default = quota
+    started = time.monotonic()
+    result = make_agent("stormy").map(frame(30, start=0), "Go {text}", concurrency=10, progress=False)
+    elapsed = time.monotonic() - started
+    assert result["error"].isna().all()
+    windows = elapsed / 0.5 + 1
+    assert len(refusals) <= 10 * windows, (len(refusals), elapsed)
+    assert len(fake.requests) == 30 + len(refusals)
+    assert elapsed >= 2.0  # 30 rows at 5 per 0.5 s cannot take less than 5 more windows
