@@ -123,7 +123,9 @@ def test_500_rows_with_ten_percent_faults(fake, store_dir):
     plan = FaultPlan(0.10, seed=11)
     fake.default = plan
     quota = QuotaRegistry(state=_HitTimes)
-    runtime = Runtime(RuntimeConfig(chat_timeout=3, shutdown_timeout=5), quota=quota)
+    # a stall lasts the chat timeout; shorter than ~10 s, a row that waits out several shared 429 pauses on a
+    # loaded machine can time out too
+    runtime = Runtime(RuntimeConfig(chat_timeout=10, shutdown_timeout=5), quota=quota)
     try:
         agent = Agent("loader", runtime=runtime, tools=[work], policies=[allow("work")], tool_timeout=0.2)
         df = frame(500, start=0)
