@@ -102,8 +102,11 @@ def fill(template: str, row: Mapping[str, Any]) -> str:
         if name not in row:
             return match.group(0)
         value = row[name]
-        return value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(
-            value, (dict, list)) else str(value)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (dict, list)):  # a nested record reads as JSON, not as a Python repr
+            return json.dumps(value, default=str)
+        return str(value)
     return _PLACEHOLDER.sub(replace, template)
 
 
