@@ -86,13 +86,22 @@ def test_help_shows_each_face_with_its_signature_and_docstring():
 
 # -- both faces give the same results (through the fake server) --------------------------------------
 
+class NoRows:
+    """A rows job with nothing to do: agent.map's MapRun has the same `start(session) -> ChatStream`."""
+
+    def start(self, session) -> ChatStream:
+        stream = ChatStream(session.loop, label="no rows")
+        stream.finish([])
+        return stream
+
+
 def agent_plan(peer: Agent) -> list[tuple[str, tuple]]:
     """A call of every agent command, in an order where each one can run."""
     return [("stream", ("hello",)), ("chat", ("hello again",)), ("wait_for_idle", ()), ("is_idle", ()),
             ("cancel", ()), ("signal_idle", ()), ("wait_for_wakeup", (0.01,)), ("history", ()),
             ("turn_count", ()), ("total_usage", ()), ("usage", ()), ("last_turn_usage", ()),
             ("compaction_indices", ()), ("last_response", ()), ("last_turn", ()), ("describe", ()),
-            ("send", (peer, "a note")), ("disconnect", ()), ("import_history", ([],)), ("clear_history", ()),
+            ("start_rows", (NoRows(),)), ("send", (peer, "a note")), ("disconnect", ()), ("import_history", ([],)), ("clear_history", ()),
             ("clear", ()), ("shutdown_agent", ()), ("shutdown", ()), ("delete", ())]
 
 

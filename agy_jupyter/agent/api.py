@@ -90,6 +90,24 @@ class Agent(SyncAgentFace, AgentCommandTable):
             warnings.warn(restored.summary(), stacklevel=2)
         return restored.agent
 
+    def map(self, rows: Any, template: str, **options: Any) -> Any:
+        """Ask `template` once per row, each row its own stateless turn: returns the rows with an `answer`
+        (or the `output=` model's fields) and an `error` column, in their order (see agent/map.py).
+
+        Options: output=PydanticModel, concurrency=8, column="answer", progress=True (or a callable
+        taking MapProgress), resume=True (skip rows finished by an earlier run of the same map).
+
+        >>> result = agent.map(tickets, "Classify this ticket as bug, question or praise: {text}")
+        >>> result = result.retry_failed()  # only the rows whose `error` is set are asked again
+        """
+        from .map import run_map  # the map engine loads with the first map
+        return run_map(self, rows, template, **options)
+
+    async def amap(self, rows: Any, template: str, **options: Any) -> Any:
+        """Same as `agent.map(...)`, awaited (cancelling the await stops the map; finished rows are kept)."""
+        from .map import arun_map
+        return await arun_map(self, rows, template, **options)
+
     # -- earlier names for the async forms, kept working ---------------------------------------------
 
     async def achat(self, prompt: Any, **options: Any) -> ChatResponse:
@@ -112,3 +130,7 @@ class AsyncAgent(AsyncAgentFace, AgentCommandTable):
 
     def _command_target(self) -> tuple[AsyncRuntime, Agent]:
         return self._agent.runtime.aio, self._agent
+
+    async def map(self, rows: Any, template: str, **options: Any) -> Any:
+        """Same as `agent.map(...)`, awaited (cancelling the await stops the map; finished rows are kept)."""
+        return await self._agent.amap(rows, template, **options)

@@ -535,6 +535,13 @@ class GeminiSession:
     def last_turn(self) -> ChatResponse | None:
         return self._last_turn
 
+    async def start_rows(self, job: Any) -> ChatStream:
+        """Start agent.map's rows (agent/map.py's MapRun) beside this agent; they never touch its history.
+        A coroutine, so the runtime hands back the stream itself rather than awaiting it (a stream is awaitable)."""
+        if self._closed:
+            raise RuntimeClosed(f"agent {self.name!r} was shut down", cause="shutdown_agent")
+        return job.start(self)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def cancel(self) -> None:

@@ -37,6 +37,8 @@ class ChatOptions:
     interpolate: bool
     background: bool
     show_thoughts: bool
+    map: str | None = None  # --map DF: the cell is agent.map's template over DF's rows (notebook/map_cell.py)
+    concurrency: int = 8
 
 
 def parse_chat_line(line: str) -> ChatOptions:
@@ -45,7 +47,8 @@ def parse_chat_line(line: str) -> ChatOptions:
     args = parse_magic_line(AgyMagics.chat, line)
     if args.o is not None and not args.o.isidentifier():
         raise UsageError(f"-o needs a variable name, got {args.o!r}\n{AgyMagics.chat.parser.format_usage().strip()}")
-    return ChatOptions(args.name, args.o, args.interpolate, args.background, not args.no_thoughts)
+    return ChatOptions(args.name, args.o, args.interpolate, args.background, not args.no_thoughts, args.map,
+                       args.concurrency)
 
 
 def _magics(shell: Any) -> Any:
@@ -89,6 +92,9 @@ async def chat_cell_async(line: str, cell: str) -> None:
     """The attached mode: awaited by the rewritten cell on the kernel's loop. Returns None (no Out[])."""
     if _help_requested(line):
         return
+    if parse_chat_line(line).map is not None:
+        from .map_cell import map_cell_async
+        return await map_cell_async(line, cell)
     _, agent, prompt, call = _prepare(line, cell)
     try:
         await display_chat(agent, prompt, **call)
@@ -100,5 +106,8 @@ def chat_cell_blocking(line: str, cell: str) -> None:
     """The fallback (autoawait off, terminal IPython): block until the reply ends."""
     if _help_requested(line):
         return
+    if parse_chat_line(line).map is not None:
+        from .map_cell import map_cell_blocking
+        return map_cell_blocking(line, cell)
     _, agent, prompt, call = _prepare(line, cell)
     display_chat_blocking(agent, prompt, **call)

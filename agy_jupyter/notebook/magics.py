@@ -50,6 +50,9 @@ CHAT_EXAMPLES = """Examples:
   %%chat analyst -o answer
   What are the three largest values in {df}?   (with -i, {df} becomes a compact summary of df)
 
+  %%chat classifier --map tickets -o labels --concurrency 16
+  Classify this ticket as bug, question or praise: {text}   (once per row; {text} is the row's column)
+
 The same from Python: `await agy_jupyter.display_chat(agent, prompt)`."""
 
 
@@ -107,6 +110,9 @@ class AgyMagics(Magics):
     @argument("--background", action="store_true",
               help="return at once; the reply streams into this cell with a Stop button")
     @argument("--no-thoughts", action="store_true", help="hide the model's thoughts")
+    @argument("--map", metavar="DF", help="ask the cell once per row of the DataFrame (or list of dicts) DF, "
+                                         "{column} filled from the row; -o stores the result frame")
+    @argument("--concurrency", type=int, default=8, metavar="N", help="rows asked at once with --map (default 8)")
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
         """Talk to an agent; the cell body is the prompt."""

@@ -368,6 +368,10 @@ class AgentCommands(Generic[MessageT, UsageT, ResponseT]):
         """Replace an idle agent's history with saved messages (validated)."""
 
     @agent_command
+    def start_rows(self, job: Any) -> ChatStream:
+        """Start a job of stateless turns on the agent's config (agent.map's rows); return its handle at once."""
+
+    @agent_command
     def disconnect(self) -> None:
         """Cancel the agent's turn and drop its backend connection; it reconnects on next use."""
 

@@ -233,6 +233,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # FakeGemini.stop() joins handler threads itself, with a deadline
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 reset clients that open 32 connections at once
 
     def __init__(self, address: tuple[str, int], fake: "FakeGemini"):
         self.fake = fake

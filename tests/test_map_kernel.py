@@ -1,0 +1,132 @@
+"""`%%chat NAME --map DF` in a real kernel: the progress widget's messages, its Stop button, a kernel restart
+in the middle of a map and the rerun that resumes it, and the headless text bar under nbclient."""
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from agy_jupyter.agent.map import STOPPED
+from agy_jupyter.testing import Reply
+from agy_jupyter.testing.kernel import Kernel, loaded_kernel
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+FRAME = "import pandas as pd\ntickets = pd.DataFrame({{'text': [f'row {{i}}' for i in range({n})]}})\n"
+MAP_CELL = "%%chat classifier --map tickets -o labels --concurrency {c}\nClassify {{text}}"
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path
+
+
+def widget_comms(kernel: Kernel, since: int) -> dict[str, str]:
+    """model name -> comm id of the widgets opened since `since`."""
+    return {m["content"]["data"]["state"]["_model_name"]: m["content"]["comm_id"] for m in kernel.comm_opens(since)}
+
+
+def state_updates(kernel: Kernel, comm_id: str, key: str) -> list:
+    return [m["content"]["data"]["state"][key] for _, _, m in list(kernel.iopub_log)
+            if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id
+            and m["content"]["data"].get("method") == "update" and key in m["content"]["data"].get("state", {})]
+
+
+def served(fake) -> int:
+    return sum(1 for r in fake.requests if r.completed_time and not r.disconnected)
+
+
+def stored_rows(data_dir) -> int:
+    with sqlite3.connect(data_dir / "agy_jupyter.sqlite3") as db:
+        return db.execute("SELECT count(*) FROM map_rows").fetchone()[0]
+
+
+def test_the_map_cell_shows_progress_in_a_widget_then_a_static_line(fake, data_dir):
+    fake.default = Reply.echo(ttft=0.1)
+    with loaded_kernel({**fake.env(), "JUPYTER_DATA_DIR": str(data_dir)}) as kernel:
+        kernel.run(FRAME.format(n=24) + "%agent create classifier")
+        mark = len(kernel.iopub_log)
+        execution = kernel.run(MAP_CELL.format(c=2))  # about 1.2 s: several progress events
+        comms = widget_comms(kernel, mark)
+        assert {"IntProgressModel", "HTMLModel", "ButtonModel", "HBoxModel"} <= set(comms)
+        values = state_updates(kernel, comms["IntProgressModel"], "value")
+        assert len(values) >= 2 and values == sorted(values) and 0 < values[-1] <= 24
+        labels = state_updates(kernel, comms["HTMLModel"], "value")
+        assert any("in flight" in label and "rows/s" in label for label in labels)
+        outputs = execution.cell_outputs()
+        assert len(outputs) == 1 and WIDGET_VIEW not in outputs[0]["data"]  # the static line replaced it
+        final = outputs[0]["data"]["text/plain"]
+        assert final.startswith("map [########################] 24/24 done") and "tokens" in final
+        check = kernel.run("print(labels['answer'].tolist()[:2], labels['error'].isna().all(), len(labels))")
+        assert check.text().strip() == "['You said: Classify row 0', 'You said: Classify row 1'] True 24"
+
+
+def test_the_stop_button_stops_the_map_and_the_rerun_asks_only_the_rest(fake, data_dir):
+    fake.default = Reply.echo(ttft=0.1)
+    with loaded_kernel({**fake.env(), "JUPYTER_DATA_DIR": str(data_dir)}) as kernel:
+        kernel.run(FRAME.format(n=40) + "%agent create classifier")
+        mark = len(kernel.iopub_log)
+        execution = kernel.execute(MAP_CELL.format(c=2), wait=False)
+        deadline = time.monotonic() + 20
+        while served(fake) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kernel.send_comm(widget_comms(kernel, mark)["ButtonModel"], {"event": "click"})
+        kernel.wait(execution, 20)
+        assert execution.reply["content"]["status"] == "ok"
+        assert "(stopped)" in execution.cell_outputs()[0]["data"]["text/plain"]
+        first = len(fake.requests)
+        assert first < 20
+        kernel.run(f"done = labels[labels['error'].isna()].index.tolist(); "
+                   f"assert (labels.loc[labels['error'].notna(), 'error'] == {STOPPED!r}).all()")
+        kernel.run(MAP_CELL.format(c=4))
+        asked = len(fake.requests) - first
+        check = kernel.run("print(len(done), labels['error'].isna().all())")
+        finished_before, all_ok = check.text().split()
+        assert all_ok == "True" and asked == 40 - int(finished_before)
+
+
+def test_a_kernel_restart_mid_map_then_the_same_cell_resumes(fake, data_dir):
+    fake.default = Reply.echo(ttft=0.1)
+    kernel = Kernel(env={**fake.env(), "JUPYTER_DATA_DIR": str(data_dir)})
+    setup = "%load_ext agy_jupyter\n" + FRAME.format(n=60) + "%agent create classifier"
+    try:
+        kernel.run(setup)
+        kernel.execute(MAP_CELL.format(c=4), wait=False)
+        deadline = time.monotonic() + 30
+        while served(fake) < 16 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.7)  # past a flush of the finished rows (map_store.FLUSH_INTERVAL)
+        kernel.km.restart_kernel(now=True)  # as JupyterLab's Restart: the map dies with the kernel
+        kept = stored_rows(data_dir)
+        assert 8 <= kept < 60
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # a request sent before the new kernel listens can be lost
+            if kernel.execute("1", wait=False).done.wait(3):
+                break
+        kernel.run(setup)
+        before = len(fake.requests)
+        kernel.run(MAP_CELL.format(c=8))
+        assert len(fake.requests) - before == 60 - kept  # the rows finished before the restart are skipped
+        check = kernel.run("print(labels['error'].isna().all(), labels['answer'].tolist()[59])")
+        assert check.text().strip() == "True You said: Classify row 59"
+    finally:
+        kernel.shutdown()
+
+
+def test_nbclient_keeps_the_text_bar(fake, data_dir, monkeypatch):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(data_dir))
+    fake.default = Reply.echo(ttft=0.02)
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        "%load_ext agy_jupyter\n" + FRAME.format(n=12) + "%agent create classifier",
+        MAP_CELL.format(c=3), "print(labels['answer'].tolist()[-1])")]
+    NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    outputs = notebook.cells[1].outputs
+    assert len(outputs) == 1 and WIDGET_VIEW not in outputs[0]["data"]
+    assert re.fullmatch(r"map \[#{24}\] 12/12 done, [\d.]+ rows/s, [\d,]+ tokens, ~\$[\d.]+",
+                        outputs[0]["data"]["text/plain"]), outputs[0]["data"]["text/plain"]
+    assert notebook.cells[2].outputs[0]["text"] == "You said: Classify row 11\n"
