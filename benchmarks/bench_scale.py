@@ -25,7 +25,7 @@ Overhead (N = 1, 10, 100 in rotating order, in this process): aggregate chunks/s
 same round. Runtime overhead that grows at most linearly with N keeps CPU per chunk flat: ratio ≈ 1.
 
     python benchmarks/bench_scale.py [--agents 1,10,100] [--chunks 1000] [--rounds 3] [--memory-runs 4]
-    python benchmarks/bench_scale.py --where      # also list where the memory goes
+    python benchmarks/bench_scale.py --where --memory-agents 20   # also list where the memory goes
 """
 from __future__ import annotations
 
@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--rounds", type=int, default=3, help="overhead rounds (default 3)")
     p.add_argument("--memory-runs", type=int, default=4, help="RSS runs, each in a fresh process (default 4)")
     p.add_argument("--memory-agents", type=int, default=100, help="agents in the memory runs (default 100)")
-    p.add_argument("--where", action="store_true", help="list the allocation sites holding the most memory")
+    p.add_argument("--where", action="store_true", help="list the allocation sites holding the most memory "
+                                                         "(traces 4 frames: ~30x slower, try --memory-agents 20)")
     # internal: the child process of run_memory_probe
     p.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
