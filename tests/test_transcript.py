@@ -14,7 +14,9 @@ from agy_jupyter.notebook.live_reply import merge_ops
 from agy_jupyter.notebook.transcript import PLAIN_PREVIEW_CHARS, TRANSCRIPT_MIME, Transcript
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "transcripts").glob("*.json"))
-EVENT_TYPES = {cls.kind: cls for cls in (events.TextDelta, events.ThoughtDelta, events.StatusChanged, events.QuotaWait,
+# the field's default: event classes are slotted, so `cls.kind` is the slot, not the default
+EVENT_TYPES = {cls.__dataclass_fields__["kind"].default: cls
+               for cls in (events.TextDelta, events.ThoughtDelta, events.StatusChanged, events.QuotaWait,
                                          events.ToolCallStarted, events.ApprovalRequested, events.ToolFinished,
                                          events.CodeExecutionStarted, events.CodeExecuted, events.Citations)}
 

@@ -362,7 +362,8 @@ class GeminiSession:
             mark_unfinished_turn(self.messages, turn.index, status)
         self._last_turn_usage = turn.usage
         self._total_usage += turn.usage
-        response = ChatResponse(agent=self.name, turn=turn.index, text=turn.partial_text,
+        replies = [m for m in self.messages if m.turn == turn.index and m.role == "model"]
+        response = ChatResponse(agent=self.name, turn=turn.index, text=turn.reply_text(replies),
                                 thoughts="".join(turn.thoughts), tool_calls=turn.tool_calls, usage=turn.usage,
                                 citations=turn.citations, code_runs=turn.code_runs,
                                 stop_reason="cancelled" if status == "cancelled" else (

@@ -88,6 +88,16 @@ class Turn:
     def partial_text(self) -> str:
         return "".join(self.text)
 
+    def reply_text(self, replies: list[Message]) -> str:
+        """The turn's text; when one part of its model messages holds all of it, that part's own string.
+
+        A finished turn's text then lives once, in the history, and its response (kept as the agent's
+        last turn) shares it: a second copy of every reply would stay for the agent's lifetime.
+        """
+        text = self.partial_text
+        parts = [part for message in replies for part in message.parts if part.text and not part.thought]
+        return parts[0].text if len(parts) == 1 and parts[0].text == text else text
+
     def set_status(self, status: str, detail: str = "") -> None:
         self.status = status
         self.stream.emit(StatusChanged(status, detail))
