@@ -7,7 +7,6 @@ import collections
 import json
 import logging
 import re
-import sys
 import time
 
 import pandas as pd
@@ -272,88 +271,74 @@ def test_progress_events_count_rows_and_tokens(make_agent, fake, store_dir):
     assert events == []  # nothing ran: no progress to show
 
 
-# -- batch mode: agy_jupyter.agent.batch is built separately; a stand-in with its interface is used here ------
-
-class StandInBatch:
-    """The Batch API's interface (Batch.submit / wait / results / cancel), answering at once. A stand-in: the
-    real one (agent/batch.py, fake server batch endpoints) is another part of the project and not needed to
-    check how the map joins a job's rows back."""
-
-    submitted: list = []
-
-    def __init__(self, prompts, rows):
-        self.prompts, self.rows = prompts, rows
-
-    @classmethod
-    def submit(cls, agent, prompts, *, output, rows):
-        job = cls(prompts, rows)
-        cls.submitted.append((agent.name, list(prompts), output, list(rows)))
-        return job
-
-    def wait(self, on_progress=None):
-        return None
-
-    def cancel(self):
-        raise AssertionError("not cancelled in these tests")
-
-    def results(self):
-        from types import SimpleNamespace
-        out = []
-        for row, prompt in reversed(list(zip(self.rows, self.prompts))):  # any order: joined back by `row`
-            n = int(ROW.search(prompt)[1])
-            text = None if n == 2 else ('{"sentiment": "ok", "score": ' if n == 4 else
-                                        json.dumps({"sentiment": "ok", "score": n}))
-            out.append(SimpleNamespace(row=row, text=text, error="BatchError: row failed" if n == 2 else None,
-                                       usage={"total_token_count": 7}))
-        return out
-
+# -- batch mode: the real Batch API client against the fake server's batch routes, on its clock -------------
 
 @pytest.fixture
-def stand_in_batch(monkeypatch):
-    import types
-    module = types.ModuleType("agy_jupyter.agent.batch")
-    module.Batch = StandInBatch
-    StandInBatch.submitted = []
-    monkeypatch.setitem(sys.modules, "agy_jupyter.agent.batch", module)
-    return StandInBatch
+def batch_clock(fake, monkeypatch):
+    """The map waits for its job on the fake service's clock: each sleep moves it on, no real time passes."""
+    from agy_jupyter.agent import map_batch
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        fake.batches.advance(seconds)
+    monkeypatch.setattr(map_batch, "sleep", sleep)
+    return slept
+
+
+def batch_answers(fake) -> list:
+    return [r for r in fake.requests if r.method == "batchGenerateContent"]
 
 
 def test_batch_mode_sends_the_pending_rows_as_one_job_and_joins_them_back(make_agent, fake, store_dir,
-                                                                          stand_in_batch):
+                                                                          batch_clock, capsys):
     agent = make_agent("batcher")
-    result = agent.map(frame(6, start=10), "Score {text}", output=Review, mode="batch", progress=False)
-    assert len(fake.requests) == 0 and len(stand_in_batch.submitted) == 1
-    name, prompts, output, rows = stand_in_batch.submitted[0]
-    assert (name, output, rows) == ("batcher", Review, [0, 1, 2, 3, 4, 5]) and prompts[5] == "Score row 5"
+    # answered in request order when the service runs the job: row 2 fails, row 4 is cut-off JSON
+    fake.enqueue(*[Reply.error(500, "the model failed on this row") if n == 2 else
+                   Reply.text('{"sentiment": "ok", "score": ' if n == 4 else
+                              json.dumps({"sentiment": "ok", "score": n})) for n in range(6)])
+    result = agent.map(frame(6, start=10), "Score {text}", output=Review, mode="batch")
+    assert [r.last_user_text for r in batch_answers(fake)] == [f"Score row {n}" for n in range(6)]
+    assert len(fake.batches.jobs) == 1 and batch_clock  # one job, waited for on the fake clock
+    assert len(fake.requests) == 6  # no interactive turn
     assert list(result.index) == list(range(10, 16))
     assert list(result["score"].fillna(-1)) == [0, 1, -1, 3, -1, 5]
-    assert result.loc[12, "error"] == "BatchError: row failed"
+    assert result.loc[12, "error"] == "[500] the model failed on this row"
     assert result.loc[14, "error"].startswith("OutputInvalid: the reply is not a valid Review")
+    printed = capsys.readouterr().out  # progress=True outside a notebook: a line per state of the job
+    assert "6 rows, pending" in printed and "6 rows, succeeded" in printed
     # the finished rows were stored: the same map again (here interactive) asks only rows 2 and 4
     fake.default = lambda rec: Reply.text(json.dumps({"sentiment": "ok", "score": 100 + row_of(rec)}))
     again = agent.map(frame(6, start=10), "Score {text}", output=Review, progress=False)
-    assert sorted(row_of(r) for r in fake.requests) == [2, 4]
+    assert sorted(row_of(r) for r in fake.requests[6:]) == [2, 4]
     assert list(again["score"]) == [0, 1, 102, 3, 104, 5]
 
 
-def test_auto_mode_batches_large_tool_free_maps_only(make_agent, fake, store_dir, stand_in_batch, monkeypatch):
+def test_batch_mode_passes_the_jobs_reports_to_a_progress_callable(make_agent, fake, store_dir, batch_clock):
+    reports = []
+    fake.default = lambda rec: Reply.text(f"answer {row_of(rec)}")
+    agent = make_agent("reporter")
+    result = agent.map(frame(3, start=0), "Say {text}", mode="batch", progress=reports.append)
+    assert list(result["answer"]) == ["answer 0", "answer 1", "answer 2"] and result["error"].isna().all()
+    states = [r["state"] for r in reports]
+    assert states[0] == "JOB_STATE_PENDING" and states[-1] == "JOB_STATE_SUCCEEDED" and reports[-1]["rows"] == 3
+
+
+def test_auto_mode_batches_large_tool_free_maps_only(make_agent, fake, store_dir, batch_clock, monkeypatch):
     from agy_jupyter.agent import map_batch
     monkeypatch.setattr(map_batch, "AUTO_BATCH_ROWS", 4)
     agent = make_agent("auto")
     agent.map(frame(3, start=0), "Say {text}", mode="auto", progress=False)  # small: interactive
-    assert len(fake.requests) == 3 and stand_in_batch.submitted == []
+    assert len(fake.requests) == 3 and fake.batches.jobs == {}
     agent.map(frame(5, start=0), "Tell {text}", mode="auto", progress=False)  # large: one job
-    assert len(fake.requests) == 3 and len(stand_in_batch.submitted) == 1
+    assert len(fake.requests) == 8 and len(batch_answers(fake)) == 5 and len(fake.batches.jobs) == 1
     tooled = make_agent("tooled", tools=[work], policies=[allow("work")])
     tooled.map(frame(5, start=0), "Tell {text}", mode="auto", progress=False)  # tools need turns: interactive
-    assert len(fake.requests) == 8 and len(stand_in_batch.submitted) == 1
+    assert len(batch_answers(fake)) == 5 and len(fake.batches.jobs) == 1 and len(fake.requests) == 13
 
 
-def test_batch_mode_without_the_batch_api_is_a_clear_error(make_agent, fake, store_dir, monkeypatch):
-    monkeypatch.setitem(sys.modules, "agy_jupyter.agent.batch", None)  # importing it raises ImportError
-    agent = make_agent("nobatch")
-    with pytest.raises(ConfigError, match=r"mode='batch' needs the Batch API support .*use mode='interactive'"):
-        agent.map(frame(3, start=0), "Say {text}", mode="batch", progress=False)
+def test_an_unknown_mode_is_a_clear_error(make_agent, fake, store_dir):
+    agent = make_agent("nomode")
     with pytest.raises(ConfigError, match="mode must be one of"):
         agent.map(frame(3, start=0), "Say {text}", mode="fast", progress=False)
     assert len(fake.requests) == 0

@@ -130,3 +130,27 @@ def test_nbclient_keeps_the_text_bar(fake, data_dir, monkeypatch):
     assert re.fullmatch(r"map \[#{24}\] 12/12 done, [\d.]+ rows/s, [\d,]+ tokens, ~\$[\d.]+",
                         outputs[0]["data"]["text/plain"]), outputs[0]["data"]["text/plain"]
     assert notebook.cells[2].outputs[0]["text"] == "You said: Classify row 11\n"
+
+
+def test_the_map_cell_with_batch_submits_one_job_and_stores_its_rows(fake, data_dir):
+    fake.default = Reply.echo()
+    with loaded_kernel({**fake.env(), "JUPYTER_DATA_DIR": str(data_dir)}) as kernel:
+        # poll the job every 50 ms instead of the 5 s a real service warrants
+        kernel.run(FRAME.format(n=4) + "%agent create classifier\n"
+                   "from agy_jupyter.agent import batch, map_batch\n"
+                   "map_batch.POLL = batch.Backoff(initial=0.05, maximum=0.05)")
+        wrong = kernel.execute("%%chat classifier --batch\nHello")
+        kernel.wait(wrong)
+        assert "--batch goes with --map DF" in wrong.text() + str(wrong.errors())
+        cell = kernel.execute("%%chat classifier --map tickets -o labels --batch\nClassify {text}", wait=False)
+        deadline = time.monotonic() + 30
+        while not fake.batches.jobs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(fake.batches.jobs) == 1 and not cell.done.is_set()  # the cell waits for the job
+        fake.batches.finish_all()
+        kernel.wait(cell, timeout=30)
+        assert not cell.errors(), cell.text()
+        answers = kernel.run("print(list(labels['answer']), labels['error'].isna().all())").text()
+        assert answers.strip() == str([f"You said: Classify row {i}" for i in range(4)]) + " True"
+        assert "4 rows, succeeded" in cell.text() and stored_rows(data_dir) == 4
+        assert all(r.method == "batchGenerateContent" for r in fake.requests)  # no interactive turn

@@ -34,7 +34,7 @@ from ..runtime.stream import ChatStream
 from .content import is_dataframe
 from .history import Usage
 from .map_progress import PROGRESS_INTERVAL, MapProgress, progress_display, text_progress
-from .map_batch import choose_mode, run_batch
+from .map_batch import batch_progress, choose_mode, run_batch
 from .map_store import FLUSH_INTERVAL, MapStore, key_prefix, row_key
 from .policies import Approval, ApprovalRequest
 from .session import GeminiSession  # this module loads with the first map, not with agy_jupyter
@@ -420,7 +420,7 @@ def run_map(agent: "Agent", data: Any, template: str, **options: Any) -> Any:
     """agent.map: block until every row ended (Ctrl-C stops the map; the finished rows are kept)."""
     plan, kept, ran_as = _prepare(agent, data, template, **options)
     if plan.pending and ran_as == "batch":
-        plan.outcomes = run_batch(agent, plan)
+        plan.outcomes = run_batch(agent, plan, batch_progress(kept["progress"]))
     elif plan.pending:
         plan.outcomes = _start(agent, plan, kept["progress"]).result()
     return _finish(agent, data, template, plan, kept)
@@ -430,7 +430,8 @@ async def arun_map(agent: "Agent", data: Any, template: str, **options: Any) -> 
     """await agent.amap: the same, awaited from any event loop (cancelling the await stops the map)."""
     plan, kept, ran_as = _prepare(agent, data, template, **options)
     if plan.pending and ran_as == "batch":
-        plan.outcomes = await asyncio.to_thread(run_batch, agent, plan)  # the job's wait blocks
+        plan.outcomes = await asyncio.to_thread(run_batch, agent, plan,  # the job's wait blocks
+                                                batch_progress(kept["progress"]))
     elif plan.pending:
         stream = await agent.aio.start_rows(MapRun(plan, MapStore()))
         _follow(stream, plan, kept["progress"], agent)

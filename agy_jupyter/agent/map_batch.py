@@ -4,70 +4,73 @@ The Batch API (agent/batch.py: `Batch.submit(agent, prompts, output=, rows=)`, `
 `job.results()` as BatchRow(row, text, error, usage), `job.cancel()`) runs at half the price and takes
 minutes to hours; it cannot run function tools (a row gets one reply, no tool round trips). So:
 
-- `mode="batch"` sends every pending row to it (ConfigError if this install has no Batch API support);
-- `mode="auto"` sends a map of AUTO_BATCH_ROWS pending rows or more to it when the agent has no function
-  tools and the support is there, and runs everything else interactively.
+- `mode="batch"` sends every pending row to it;
+- `mode="auto"` sends a map of AUTO_BATCH_ROWS (batch.py) pending rows or more to it when the agent has no
+  function tools, and runs everything else interactively.
 
 Rows come back joined by their position; the finished ones go to the store like interactive rows, so a
 map interrupted while waiting for its job is resumed the same way.
 """
 from __future__ import annotations
 
-import importlib
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..runtime.errors import ConfigError
+from .batch import AUTO_BATCH_ROWS, Backoff, Batch
 from .map_store import MapStore
 
 if TYPE_CHECKING:
     from .api import Agent
     from .map import MapPlan
 
-log = logging.getLogger(__name__)
-
-AUTO_BATCH_ROWS = 5000
-BATCH_MODULE = "agy_jupyter.agent.batch"
-
-
-def _batch_class() -> Any | None:
-    try:
-        return importlib.import_module(BATCH_MODULE).Batch
-    except (ImportError, AttributeError):
-        return None
+POLL = Backoff()  # how often the job's state is read while the map waits for it
+sleep: Callable[[float], None] = time.sleep  # between two reads; tests put the fake service's clock here
 
 
 def choose_mode(mode: str, agent: "Agent", pending: int) -> str:
     """"interactive" or "batch" for this map (see the module docstring)."""
     if mode == "batch":
-        if _batch_class() is None:
-            raise ConfigError("mode='batch' needs the Batch API support (agy_jupyter.agent.batch), which this "
-                              "installation does not have", hint="use mode='interactive'")
         return "batch"
     if mode == "auto" and pending >= AUTO_BATCH_ROWS and not agent.config.all_tools():
-        if _batch_class() is not None:
-            return "batch"
-        log.info("agy map: %d rows would go to the Batch API, which is not available here: running them "
-                 "interactively", pending)
+        return "batch"
     return "interactive"
+
+
+def batch_progress(progress: Any) -> Callable[[dict], None] | None:
+    """What a map's `progress=` becomes while its job waits: a callable gets each of the job's reports
+    (Batch.progress(): name, state, rows, elapsed, polls, next_poll); True prints a line when the state
+    changes (a batch's rows all finish at once, so a row count would say nothing until the end)."""
+    if callable(progress):
+        return progress
+    if not progress:
+        return None
+    seen: list[str] = []
+
+    def show(report: dict) -> None:
+        if report["state"] not in seen:
+            seen.append(report["state"])
+            state = report["state"].removeprefix("JOB_STATE_").lower()
+            hint = "" if report.get("next_poll") is None else " (`%agent jobs` lists it; Batch.attach picks it up)"
+            print(f"batch {report['name']}: {report['rows']} rows, {state} after {report['elapsed']:.0f} s{hint}",
+                  flush=True)
+    return show
 
 
 def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], None] | None = None) -> list:
     """Submit the plan's pending rows as one job, wait for it, and return the plan's outcomes completed."""
     from .map import Outcome, OutputInvalid, error_text, fill  # map.py imports this module
     pending = plan.pending
-    job = _batch_class().submit(agent, [fill(plan.template, plan.rows[i]) for i in pending], output=plan.output,
-                                rows=pending)
+    job = Batch.submit(agent, [fill(plan.template, plan.rows[i]) for i in pending], output=plan.output,
+                       rows=pending)
     try:
-        job.wait(on_progress=on_progress)
+        job.wait(on_progress=on_progress, poll=POLL, sleep=lambda seconds: sleep(seconds))
     except BaseException:  # Ctrl-C while waiting: the job would go on costing money for nobody
         job.cancel()
         raise
     store = MapStore()
     outcomes = list(plan.outcomes)
     for row in job.results():
-        tokens = int((row.usage or {}).get("total_token_count", (row.usage or {}).get("totalTokenCount", 0)) or 0)
+        tokens = int(row.usage.get("total_tokens", 0))
         if row.error is not None:
             outcomes[row.row] = Outcome(None, row.error, tokens)
             continue

@@ -39,6 +39,7 @@ class ChatOptions:
     show_thoughts: bool
     map: str | None = None  # --map DF: the cell is agent.map's template over DF's rows (notebook/map_cell.py)
     concurrency: int = 8
+    mode: str = "interactive"  # --batch / --auto with --map
 
 
 def parse_chat_line(line: str) -> ChatOptions:
@@ -47,8 +48,10 @@ def parse_chat_line(line: str) -> ChatOptions:
     args = parse_magic_line(AgyMagics.chat, line)
     if args.o is not None and not args.o.isidentifier():
         raise UsageError(f"-o needs a variable name, got {args.o!r}\n{AgyMagics.chat.parser.format_usage().strip()}")
+    if args.mode != "interactive" and args.map is None:
+        raise UsageError(f"--{args.mode} goes with --map DF\n{AgyMagics.chat.parser.format_usage().strip()}")
     return ChatOptions(args.name, args.o, args.interpolate, args.background, not args.no_thoughts, args.map,
-                       args.concurrency)
+                       args.concurrency, args.mode)
 
 
 def _magics(shell: Any) -> Any:

@@ -113,6 +113,10 @@ class AgyMagics(Magics):
     @argument("--map", metavar="DF", help="ask the cell once per row of the DataFrame (or list of dicts) DF, "
                                          "{column} filled from the row; -o stores the result frame")
     @argument("--concurrency", type=int, default=8, metavar="N", help="rows asked at once with --map (default 8)")
+    @argument("--batch", action="store_const", const="batch", dest="mode", default="interactive",
+              help="with --map: send the rows as one Batch API job (half the price; minutes to hours)")
+    @argument("--auto", action="store_const", const="auto", dest="mode",
+              help="with --map: a Batch API job for large tool-free maps, interactive turns otherwise")
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
         """Talk to an agent; the cell body is the prompt."""

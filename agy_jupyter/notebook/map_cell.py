@@ -1,4 +1,5 @@
-"""`%%chat NAME --map DF [-o VAR] [--concurrency N]`: the cell body is agent.map's template over DF's rows.
+"""`%%chat NAME --map DF [-o VAR] [--concurrency N] [--batch | --auto]`: the cell body is agent.map's
+template over DF's rows.
 
 Thin over `agent.amap` (awaited, so the widget's Stop button and the interrupt button work while it runs)
 and `agent.map` (the blocking fallback). `-o VAR` stores the result frame; without it the frame is shown.
@@ -33,7 +34,7 @@ def _prepare(line: str, cell: str) -> tuple[ChatOptions, Any, Any, dict[str, Any
         agent = magics.directory.get(options.agent)
     except AgyError as exc:
         raise UsageError(f"{exc}\n{usage}") from None
-    return options, agent, shell.user_ns[options.map], {"concurrency": options.concurrency}
+    return options, agent, shell.user_ns[options.map], {"concurrency": options.concurrency, "mode": options.mode}
 
 
 def _deliver(options: ChatOptions, result: Any) -> None:
