@@ -6,7 +6,8 @@
 replies are shown again for it (reattach.py), answered by ``{"reattached": N}``. A comm, not an execute
 request: a running `%%chat` cell holds the execute queue, while comm messages are handled whenever that
 (async) cell awaits. A comm to a kernel without the extension loaded is closed at once by ipykernel
-("No such comm target"), which the command reports as "not loaded". `register` also opens the status bar's comm (lab_status.py).
+("No such comm target"), which the command reports as "not loaded". `register` also opens the status bar's
+comm (lab_status.py).
 """
 from __future__ import annotations
 
