@@ -10,29 +10,7 @@
 import { INotebookTracker, NotebookPanel } from "@jupyterlab/notebook";
 import { Kernel, KernelMessage } from "@jupyterlab/services";
 import { CONTROL_TARGET } from "./commands.js";
-
-export type ReplyTag = { cell: string | null; run: string; reply: number; part: number; final: boolean };
-export type Output = { output_type: string; data?: unknown; metadata?: Record<string, unknown> };
-/** Where an output goes: replace the one at `index`, insert it at `index`, replace all outputs, or nowhere. */
-export type Placement = { kind: "set" | "insert"; index: number } | { kind: "replace-all" } | null;
-
-export function tagOf(output: { metadata?: unknown } | undefined): ReplyTag | null {
-  const tag = (output?.metadata as { agy_reply?: ReplyTag } | undefined)?.agy_reply;
-  return tag && typeof tag.run === "string" && typeof tag.reply === "number" ? tag : null;
-}
-
-/** Where `tag`'s output goes among a cell's `outputs`; `isNew` for a display_data (a part that starts now). */
-export function placement(outputs: Output[], tag: ReplyTag, isNew: boolean): Placement {
-  const tags = outputs.map(tagOf);
-  if (tags.some((t) => t && t.run === tag.run && t.reply > tag.reply)) return null; // the cell ran again since
-  const same = tags.findIndex((t) => t && t.run === tag.run && t.reply === tag.reply && t.part === tag.part);
-  if (same >= 0) return tags[same]!.final && !tag.final ? null : { kind: "set", index: same };
-  const mine = tags.map((t, i) => (t && t.run === tag.run && t.reply === tag.reply ? i : -1)).filter((i) => i >= 0);
-  if (!mine.length) return { kind: "replace-all" }; // what the cell shows is from before this run
-  if (isNew) return { kind: "insert", index: outputs.length };
-  const before = mine.filter((i) => tags[i]!.part < tag.part);
-  return { kind: "insert", index: before.length ? before[before.length - 1] + 1 : mine[0] };
-}
+import { Output, placement, tagOf, usesAgy } from "./reattach_place.js";
 
 type CellOutputs = {
   length: number;
@@ -72,11 +50,6 @@ function place(panel: NotebookPanel, msg: KernelMessage.IDisplayDataMsg | Kernel
     outputs.forEach((o) => cell!.outputs.add(o));
   }
   if (!cell.trusted && outputs.every(ours)) cell.trusted = true;
-}
-
-/** Whether a notebook uses agy_jupyter: only then is the kernel asked (a kernel without the comm target logs an error). */
-export function usesAgy(sources: string[]): boolean {
-  return sources.some((source) => /agy_jupyter|^%%chat\b|^%agent\b/m.test(source));
 }
 
 /** Ask the kernel to show its replies again ({action: "reattach"}); it answers and closes the comm. A comm_open,
