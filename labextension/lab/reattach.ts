@@ -4,13 +4,14 @@
 // cell id, kernel run, reply number, part, final; agy_jupyter/notebook/reattach.py). For each notebook's kernel
 // connection this plugin
 // - puts such outputs sent for another front-end session's request (an earlier page) into their cell, and
-// - once connected, if the notebook uses agy_jupyter, asks the kernel to show its replies again
+// - once connected, if the notebook uses agy_jupyter and the kernel has it loaded, asks it to show its replies again
 //   ({action: "reattach"} on agy_jupyter.control): the live widget comes back, replays the text so far and goes
 //   on streaming, and the static copy replaces it when the reply ends.
 import { INotebookTracker, NotebookPanel } from "@jupyterlab/notebook";
 import { Kernel, KernelMessage } from "@jupyterlab/services";
 import { CONTROL_TARGET } from "./commands.js";
 import { Output, placement, tagOf, usesAgy } from "./reattach_place.js";
+import { STATUS_TARGET } from "./status.js";
 
 type CellOutputs = {
   length: number;
@@ -52,10 +53,18 @@ function place(panel: NotebookPanel, msg: KernelMessage.IDisplayDataMsg | Kernel
   if (!cell.trusted && outputs.every(ours)) cell.trusted = true;
 }
 
-/** Ask the kernel to show its replies again ({action: "reattach"}); it answers and closes the comm. A comm_open,
- * not a comm_info request: while a %%chat cell runs, the kernel handles comm messages but answers comm_info and
- * kernel_info requests only when the cell ends (measured after a reload, ipykernel 7.4). */
-function askForReplies(kernel: Kernel.IKernelConnection): void {
+const COMM_INFO_WAIT_MS = 2000;
+
+/** Ask the kernel to show its replies again ({action: "reattach"}); it answers and closes the comm.
+ * Only if agy_jupyter is loaded there (its status comm is open): a kernel without the comm target logs an error.
+ * But while a %%chat cell runs, the kernel answers comm_info (and kernel_info) requests only when the cell ends,
+ * while it handles a comm_open at once (measured after a reload, ipykernel 7.4): a kernel that has not answered
+ * within COMM_INFO_WAIT_MS is busy in a cell, most likely a reply, and is asked anyway. */
+async function askForReplies(kernel: Kernel.IKernelConnection): Promise<void> {
+  const loaded = kernel.requestCommInfo({ target_name: STATUS_TARGET })
+    .then((reply) => reply.content.status === "ok" && Object.keys(reply.content.comms).length > 0);
+  const busy = new Promise<"busy">((resolve) => setTimeout(() => resolve("busy"), COMM_INFO_WAIT_MS));
+  if ((await Promise.race([loaded, busy])) === false) return;
   kernel.createComm(CONTROL_TARGET).open({ action: "reattach" });
 }
 
@@ -82,7 +91,9 @@ export function addReattach(tracker: INotebookTracker): void {
       void panel.context.ready.then(() => {
         const cells = panel.content.model?.cells;
         const sources = cells ? Array.from(cells, (cell) => cell.sharedModel.getSource()) : [];
-        if (usesAgy(sources) && kernel.connectionStatus === "connected") askForReplies(kernel);
+        if (usesAgy(sources) && kernel.connectionStatus === "connected") {
+          askForReplies(kernel).catch(() => undefined); // a kernel gone or restarting: nothing to show
+        }
       });
     };
     const attach = (kernel: Kernel.IKernelConnection | null | undefined): void => {
