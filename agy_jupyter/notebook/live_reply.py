@@ -17,6 +17,9 @@ part that shows it (a tool's result to the card above the code's output); new bl
 At the end each part is replaced by the static copy of its blocks; only the last carries the outcome and
 the usage.
 
+Reloads: every output of the reply carries metadata naming its cell, reply and part (reattach.py), and the
+reply keeps what each part shows, to send it again when a reloaded page asks (`show_again`).
+
 Headless runs (nbclient, papermill): no front end ever answers "rendered" in this kernel. After
 `render_grace` seconds the reply degrades to coalesced plain text in the same output. Approvals follow
 the non-interactive setting unless a front end renders the approval view itself (a closed tab does
