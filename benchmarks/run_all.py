@@ -18,7 +18,7 @@ import _common
 
 BENCHMARKS = ["bench_stream_throughput", "bench_command_roundtrip", "bench_cancel", "bench_notebook",
               "bench_notebook_tools", "bench_tool_dispatch", "bench_faults", "bench_local_model",
-              "bench_persistence", "bench_load", "bench_batch", "bench_map", "bench_scale"]
+              "bench_persistence", "bench_load", "bench_batch", "bench_map", "bench_scale", "bench_frontend"]
 
 
 def run_one(name: str, extra: list[str], scratch: Path) -> dict:

@@ -59,3 +59,51 @@ def test_stop_cancels_a_running_reply_and_answers_how_many(server):
         kernel.wait(execution, timeout=10)
         assert time.monotonic() - started < 8, "the reply ended early"
         assert ask(kernel, {"action": "stop"}) == ([{"stopped": 0}], True)
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+TRANSCRIPT_MIME = "application/vnd.agy.transcript+json"
+
+
+def reply_outputs(execution, since: int = 0, timeout: float = 5.0) -> list[dict]:
+    """The display / update messages of `execution` from message number `since` on (waits for the first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in list(execution.messages)[since:] if m["msg_type"] in ("display_data", "update_display_data")]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
+def test_reattach_sends_a_reply_again_into_its_cell_while_it_runs_and_after(server):
+    """What a reloaded page asks for (labextension/lab/reattach.ts): each output again, in the reply's own cell."""
+    with loaded_kernel(server.env()) as kernel:
+        kernel.run("%agent create talker")
+        assert ask(kernel, {"action": "reattach"}) == ([{"reattached": 0}], True)
+        server.enqueue(Reply.text("word " * 60, chunks=60, delay=0.05))  # 3 s
+        execution = kernel.execute("%%chat talker\nTalk.", wait=False, metadata={"cellId": "cell-7"})
+        [shown] = reply_outputs(execution)
+        tag = shown["content"]["metadata"]["agy_reply"]
+        assert (tag["cell"], tag["part"], tag["final"]) == ("cell-7", 0, False)
+
+        since = len(execution.messages)
+        assert ask(kernel, {"action": "reattach"}) == ([{"reattached": 1}], True), "handled while the cell awaits"
+        [again] = reply_outputs(execution, since)  # sent in the cell's context: it belongs to the execution
+        assert again["msg_type"] == "update_display_data"
+        assert again["content"]["data"][WIDGET_MIME] == shown["content"]["data"][WIDGET_MIME]
+        assert again["content"]["metadata"] == shown["content"]["metadata"]
+        assert again["content"]["transient"] == shown["content"]["transient"]
+
+        kernel.wait(execution, timeout=20)
+        final = reply_outputs(execution)[-1]["content"]
+        assert final["metadata"]["agy_reply"] == {**tag, "final": True}
+        assert TRANSCRIPT_MIME in final["data"]
+
+        since = len(execution.messages)
+        assert ask(kernel, {"action": "reattach"}) == ([{"reattached": 1}], True), "kept a while after it ended"
+        [late] = reply_outputs(execution, since)
+        assert late["content"]["data"] == final["data"] and late["content"]["metadata"] == final["metadata"]
+
+        second = kernel.execute("%%chat talker\nAgain.", metadata={"cellId": "cell-8"})
+        later = reply_outputs(second)[-1]["content"]["metadata"]["agy_reply"]
+        assert later["reply"] > tag["reply"] and later["run"] == tag["run"] and later["cell"] == "cell-8"

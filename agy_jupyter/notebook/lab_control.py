@@ -2,10 +2,12 @@
 
 `%load_ext agy_jupyter` registers it. The extension's "Stop agents" command opens a comm with
 ``{"action": "stop"}``; the kernel cancels every running reply of the notebook's agents and answers
-``{"stopped": N}``, then closes the comm. A comm, not an execute request: a running `%%chat` cell holds
-the execute queue, while comm messages are handled whenever that (async) cell awaits. A comm to a
-kernel without the extension loaded is closed at once by ipykernel ("No such comm target"), which the
-command reports as "not loaded". `register` also opens the status bar's comm (lab_status.py).
+``{"stopped": N}``, then closes the comm. A page that (re)connects sends ``{"action": "reattach"}``: the
+replies are shown again for it (reattach.py), answered by ``{"reattached": N}``. A comm, not an execute
+request: a running `%%chat` cell holds the execute queue, while comm messages are handled whenever that
+(async) cell awaits. A comm to a kernel without the extension loaded is closed at once by ipykernel
+("No such comm target"), which the command reports as "not loaded". `register` also opens the status bar's
+comm (lab_status.py).
 """
 from __future__ import annotations
 
@@ -22,7 +24,13 @@ def _stop(shell: Any) -> dict[str, Any]:
     return {"stopped": current_directory(shell).cancel_all()}
 
 
-ACTIONS = {"stop": _stop}
+def _reattach(_shell: Any) -> dict[str, Any]:
+    from .reattach import shown_replies
+
+    return {"reattached": shown_replies.reattach()}
+
+
+ACTIONS = {"stop": _stop, "reattach": _reattach}
 
 
 def register(shell: Any) -> bool:

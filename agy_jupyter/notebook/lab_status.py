@@ -57,7 +57,7 @@ class StatusBoard:
 
     def reply_started(self, live: Any) -> None:
         """A reply streams until `live.finished`; its usage is added then. Main thread, in the cell."""
-        live.status_cell = _current_cell_id()
+        live.status_cell = current_cell_id()
         with self._lock:
             self._streaming += 1
         self._changed()
@@ -120,7 +120,7 @@ class StatusBoard:
             _log.exception("agy_jupyter.status: could not send the state")
 
 
-def _current_cell_id() -> str | None:
+def current_cell_id() -> str | None:
     """The id of the cell being executed (JupyterLab and Notebook 7 send it as metadata.cellId)."""
     try:
         from ipykernel.kernelbase import Kernel

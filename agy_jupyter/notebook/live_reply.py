@@ -17,6 +17,9 @@ part that shows it (a tool's result to the card above the code's output); new bl
 At the end each part is replaced by the static copy of its blocks; only the last carries the outcome and
 the usage.
 
+Reloads: every output of the reply carries metadata naming its cell, reply and part (reattach.py), and the
+reply keeps what each part shows, to send it again when a reloaded page asks (`show_again`).
+
 Headless runs (nbclient, papermill): no front end ever answers "rendered" in this kernel. After
 `render_grace` seconds the reply degrades to coalesced plain text in the same output. Approvals follow
 the non-interactive setting unless a front end renders the approval view itself (a closed tab does
@@ -39,9 +42,10 @@ from IPython.display import display
 from ..agent.events import TurnFinished
 from ..runtime.errors import AgyError
 from ..runtime.stream import ChatStream
-from .lab_status import board as status_board
+from .lab_status import board as status_board, current_cell_id
 from .main_thread import MainThread
 from .presence import RenderedBy, front_ends, sender_session
+from .reattach import reply_tag, shown_replies
 from .transcript import CONTINUED, Transcript
 from .usage import usage_line
 from .widgets import StreamView, ensure_assets
@@ -67,11 +71,14 @@ class _Part:
     """One output of the reply: the blocks (and thoughts) from `blocks` / `thoughts` on, up to the next part."""
 
     handle: Any  # the DisplayHandle of this output
+    number: int = 0  # its place among the reply's parts (0 first)
     blocks: int = 0
     thoughts: int = 0
     view: Any = None  # its StreamView (None in text mode)
     box: Any = None  # the VBox holding the view and the approvals shown under it
     pending: list[list[Any]] = field(default_factory=list)  # ops not yet sent to `view`
+    shown: dict = field(default_factory=dict)  # the bundle it shows now (sent again to a reloaded page)
+    final: bool = False  # `shown` is the static copy
 
 
 def merge_ops(ops: list[list[Any]]) -> list[list[Any]]:
@@ -106,6 +113,9 @@ class LiveReply:
         self._widgets: list[Any] = []
         self._ctx = contextvars.copy_context()
         self._widget = widget
+        self.cell_id = current_cell_id()
+        self.number = shown_replies.add(self)  # a reloaded page can take the reply up again (reattach.py)
+        self._part_count = 0
         if widget:
             ensure_assets()  # the Markdown / sanitizer / highlighting library, sent once per kernel
         self._parts.append(self._new_part())
@@ -113,6 +123,9 @@ class LiveReply:
     def _new_part(self) -> _Part:
         """Display one more output for the reply (main thread, in the cell's context)."""
         progress = self._plain_progress(self.transcript.part(slice(0, 0), slice(0, 0), last=True))
+        number, self._part_count = self._part_count, self._part_count + 1
+        view = box = None
+        bundle = {"text/plain": progress}
         if self._widget and not self.text_mode:
             view = StreamView(agent=self.transcript.agent, model_name=self.transcript.model,
                               show_thoughts=self.settings.show_thoughts)
@@ -120,8 +133,21 @@ class LiveReply:
             self._widgets += [view, box]
             view.set_handler(self._on_front_message)
             bundle = {**box._repr_mimebundle_(), "text/plain": progress}
-            return _Part(display(bundle, raw=True, display_id=True), view=view, box=box)
-        return _Part(display({"text/plain": progress}, raw=True, display_id=True))
+        handle = display(bundle, raw=True, display_id=True, metadata=reply_tag(self.cell_id, self.number, number, False))
+        return _Part(handle, number=number, view=view, box=box, shown=bundle)
+
+    def _show(self, part: _Part, bundle: dict, final: bool = False) -> None:
+        """Replace what `part`'s output shows (thread-safe: a display update)."""
+        part.shown, part.final = bundle, final
+        part.handle.update(bundle, raw=True, metadata=reply_tag(self.cell_id, self.number, part.number, final))
+
+    def show_again(self) -> None:
+        """Send every part's output once more, for a page that reloaded (reattach.py). Main thread."""
+        self.loop.call_soon_threadsafe(self._show_again, context=self._ctx.copy())
+
+    def _show_again(self) -> None:  # runtime loop: after or before _finish, never during it
+        for part in self._parts:
+            self._show(part, part.shown, part.final)
 
     # -- wiring (main thread) --------------------------------------------------------------------
 
@@ -136,7 +162,8 @@ class LiveReply:
 
     def abandon(self) -> None:
         """The turn never started (the caller shows why): leave an empty output, close the widgets."""
-        self._parts[0].handle.update({"text/plain": ""}, raw=True)
+        self._show(self._parts[0], {"text/plain": ""}, final=True)
+        shown_replies.end(self.number)
         for widget in self._widgets:
             widget.close()
         self.finished.set_result(None)
@@ -178,7 +205,7 @@ class LiveReply:
 
     def _add_part(self, part: _Part) -> None:  # runtime loop
         if self.finished.done():
-            part.handle.update({"text/plain": ""}, raw=True)
+            self._show(part, {"text/plain": ""}, final=True)
             return
         self._flush()  # the parts above get what they are owed first
         part.blocks, part.thoughts = len(self.transcript.blocks), len(self.transcript.thoughts)
@@ -187,7 +214,7 @@ class LiveReply:
         if not self.text_mode:  # the part above is finished: its header says the reply goes on below
             above.view.send({"type": "ops", "ops": [["status", {"status": CONTINUED, "detail": ""}]], "reset": False})
         else:
-            above.handle.update({"text/plain": self._piece(above).to_plain()}, raw=True)
+            self._show(above, {"text/plain": self._piece(above).to_plain()})
 
     def _after_finish(self, response: Any, error: BaseException | None) -> None:
         """The main thread's part of the end: close the widgets, then the caller's on_finish."""
@@ -266,12 +293,12 @@ class LiveReply:
         self._last_flush = time.monotonic()
         for part in self._parts[:-1]:
             part.pending.clear()
-            part.handle.update({"text/plain": self._piece(part).to_plain()}, raw=True)
+            self._show(part, {"text/plain": self._piece(part).to_plain()})
         self._parts[-1].pending.clear()
         self._show_text()
 
     def _show_text(self) -> None:
-        self._parts[-1].handle.update({"text/plain": self._plain_progress(self._piece(self._parts[-1]))}, raw=True)
+        self._show(self._parts[-1], {"text/plain": self._plain_progress(self._piece(self._parts[-1]))})
 
     @staticmethod
     def _plain_progress(transcript: Transcript) -> str:
@@ -298,8 +325,9 @@ class LiveReply:
             transcript.usage_line = usage_line(response.usage, transcript.model, self.settings.prices)
         try:
             for part in self._parts:
-                part.handle.update(self._piece(part).static_bundle(), raw=True)
+                self._show(part, self._piece(part).static_bundle(), final=True)
         finally:
+            shown_replies.end(self.number)
             self.finished.set_result(response)
             self.main.post(self._after_finish, response, error)
 

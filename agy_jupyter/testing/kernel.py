@@ -116,11 +116,12 @@ class Kernel:
     def on_iopub(self, listener: Callable[[dict], None]) -> None:
         self._listeners.append(listener)
 
-    def execute(self, code: str, timeout: float = 60.0, wait: bool = True) -> Execution:
+    def execute(self, code: str, timeout: float = 60.0, wait: bool = True, metadata: dict | None = None) -> Execution:
+        """Run `code`; `metadata` goes with the request (JupyterLab sends {"cellId": ...})."""
         # Registered before it is sent: a fast kernel's first iopub messages and reply must find it.
         msg = self.kc.session.msg("execute_request", {
             "code": code, "silent": False, "store_history": True, "user_expressions": {},
-            "allow_stdin": False, "stop_on_error": True})
+            "allow_stdin": False, "stop_on_error": True}, metadata=metadata)
         execution = Execution(msg["header"]["msg_id"])
         self._executions[execution.msg_id] = execution
         self._send_shell(msg)

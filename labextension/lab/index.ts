@@ -7,6 +7,7 @@ import { INotebookTracker } from "@jupyterlab/notebook";
 import { IStatusBar } from "@jupyterlab/statusbar";
 import { addCommands } from "./commands.js";
 import { agyHighlighting, chatLanguage, isChatSource } from "./highlight.js";
+import { addReattach } from "./reattach.js";
 import { addStatusItem } from "./status.js";
 
 const highlighting: JupyterFrontEndPlugin<void> = {
@@ -51,4 +52,14 @@ const status: JupyterFrontEndPlugin<void> = {
   },
 };
 
-export default [highlighting, commands, status];
+const reattach: JupyterFrontEndPlugin<void> = {
+  id: "agy-jupyter:reattach",
+  description: "After a page reload, replies still running (or just ended) come back into their cells.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    addReattach(tracker);
+  },
+};
+
+export default [highlighting, commands, status, reattach];

@@ -168,7 +168,10 @@ class LabPage:
         assert self.notebook is not None, "open a notebook first"
         self.page.evaluate("() => window.jupyterapp.commands.execute('application:close')")
         self.page.wait_for_selector(".jp-NotebookPanel", state="detached", timeout=timeout * 1000)
-        self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", self.notebook)
+        # Returns nothing: the command's result is the notebook widget, whose object graph Playwright may fail
+        # to serialize ("object reference chain is too long").
+        self.page.evaluate("async (path) => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+                           self.notebook)
         self.wait_for_notebook(timeout)
 
     def screenshot(self, path: str | Path) -> Path:

@@ -69,6 +69,7 @@ class LabServer:
         command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                    f"--port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
                    f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
+                   "--JupyterNotebookApp.expose_app_in_browser=True",  # Notebook 7's pages, served by the same server
                    "--LabApp.news_url=", "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
                    "--allow-root"]  # CI runs as root
         self.log = open(self.log_path, "wb")
@@ -96,6 +97,10 @@ class LabServer:
     def lab_url(self, notebook: str) -> str:
         """The page that opens `notebook` (a path under the root) in a fresh workspace."""
         return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
+
+    def notebook7_url(self, notebook: str) -> str:
+        """The page that opens `notebook` in Jupyter Notebook 7's UI (installed, it serves /notebooks/ here too)."""
+        return f"{self.url}/notebooks/{notebook}?token={self.token}"
 
     def write_notebook(self, name: str, cells: list[str | nbformat.NotebookNode]) -> Path:
         """A notebook file under the root with a python3 kernelspec; str cells become code cells."""
