@@ -10,6 +10,12 @@ minutes to hours; it cannot run function tools (a row gets one reply, no tool ro
 
 Rows come back joined by their position; the finished ones go to the store like interactive rows, so a
 map interrupted while waiting for its job is resumed the same way.
+
+While the job waits, `progress=True` shows its reports in the notebook's widget (registered at %load_ext,
+map_progress.use_batch_display) or as a text line per state. A Stop click (any thread) sets an event; the
+wait sleeps in pieces of batch.NAP (0.1 s), so the waiting thread sees it within that, cancels the job and
+marks its rows stopped (rows finished in earlier runs stay in the store). Ctrl-C and a cancelled amap await
+cancel the job too.
 """
 from __future__ import annotations
 
