@@ -324,6 +324,43 @@ def test_batch_mode_passes_the_jobs_reports_to_a_progress_callable(make_agent, f
     assert states[0] == "JOB_STATE_PENDING" and states[-1] == "JOB_STATE_SUCCEEDED" and reports[-1]["rows"] == 3
 
 
+
+def test_the_last_batch_report_has_the_rows_usage_and_the_text_line_says_it(make_agent, fake, store_dir,
+                                                                             batch_clock, capsys):
+    reports = []
+    fake.enqueue(Reply.text("fine"), Reply.error(500, "no"), Reply.text("fine"))
+    agent = make_agent("summed")
+    agent.map(frame(3, start=0), "Say {text}", mode="batch", progress=reports.append)
+    last = reports[-1]
+    assert last["finished"] and last["failed"] == 1 and last["state"] == "JOB_STATE_SUCCEEDED"
+    assert last["usage"].calls == 2 and last["usage"].total_tokens > 0  # summed over the two answered rows
+    fake.enqueue(Reply.text("fine"))
+    agent.map(frame(1, start=7), "Tell {text}", mode="batch")  # progress=True: text lines outside a notebook
+    printed = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"batch batches/\S+: 1 rows, pending after 0 s, next check in 5 s \(`%agent jobs` "
+                        r"lists it; Batch.attach picks it up\)", printed[0]), printed
+    assert re.fullmatch(r"batch batches/\S+: 1 rows, succeeded after \d+ s, [1-9][\d,]* tokens", printed[-1]), printed
+
+
+def test_cancelling_an_awaited_batch_map_cancels_its_job(make_agent, fake, store_dir, monkeypatch):
+    from agy_jupyter.agent import map_batch
+    monkeypatch.setattr(map_batch, "sleep", time.sleep)  # real time: the fake job stays pending
+    agent = make_agent("cancelled")
+
+    async def cancel_while_pending() -> None:
+        task = asyncio.ensure_future(agent.amap(frame(3, start=0), "Say {text}", mode="batch", progress=False))
+        while not fake.batches.jobs:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    started = time.monotonic()
+    asyncio.run(cancel_while_pending())  # waits for the worker thread, whose next check is 5 s away
+    (name,) = fake.batches.jobs
+    assert fake.batches.state(name) == "CANCELLED" and time.monotonic() - started < 4
+
+
 def test_auto_mode_batches_large_tool_free_maps_only(make_agent, fake, store_dir, batch_clock, monkeypatch):
     from agy_jupyter.agent import map_batch
     monkeypatch.setattr(map_batch, "AUTO_BATCH_ROWS", 4)

@@ -152,5 +152,83 @@ def test_the_map_cell_with_batch_submits_one_job_and_stores_its_rows(fake, data_
         assert not cell.errors(), cell.text()
         answers = kernel.run("print(list(labels['answer']), labels['error'].isna().all())").text()
         assert answers.strip() == str([f"You said: Classify row {i}" for i in range(4)]) + " True"
-        assert "4 rows, succeeded" in cell.text() and stored_rows(data_dir) == 4
+        final = cell.cell_outputs()[-1]["data"]["text/plain"]  # the job's widget, ended by its last line
+        assert "4 rows, succeeded" in final and stored_rows(data_dir) == 4
         assert all(r.method == "batchGenerateContent" for r in fake.requests)  # no interactive turn
+
+
+BATCH_SETUP = (FRAME.format(n=4) + "%agent create classifier\n"
+               "from agy_jupyter.agent import batch, map_batch\n"
+               "map_batch.POLL = batch.Backoff(initial=0.05, maximum=0.05)")  # a check every 50 ms, not 5 s
+BATCH_CELL = "%%chat classifier --map tickets -o labels --batch\nClassify {text}"
+
+
+def wait_for_label(kernel: Kernel, comm_id: str, words: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        label = next((v for v in reversed(state_updates(kernel, comm_id, "value")) if words in v), None)
+        if label is not None:
+            return label
+        time.sleep(0.02)
+    raise AssertionError(f"no label with {words!r}: {state_updates(kernel, comm_id, 'value')[-3:]}")
+
+
+def test_the_batch_map_cell_shows_its_job_in_the_widget_then_the_final_line(fake, data_dir):
+    fake.default = Reply.echo()
+    with loaded_kernel({**fake.env(), "JUPYTER_DATA_DIR": str(data_dir)}) as kernel:
+        kernel.run(BATCH_SETUP)
+        mark = len(kernel.iopub_log)
+        cell = kernel.execute(BATCH_CELL, wait=False)
+        comms = widget_comms(kernel, mark)
+        deadline = time.monotonic() + 20
+        while "HTMLModel" not in comms and time.monotonic() < deadline:
+            time.sleep(0.02)
+            comms = widget_comms(kernel, mark)
+        assert {"IntProgressModel", "HTMLModel", "ButtonModel", "HBoxModel"} <= set(comms)
+        pending = wait_for_label(kernel, comms["HTMLModel"], "pending")
+        assert re.search(r"batch batches/\S+: 4 rows, pending after \d+ s, next check in 0 s", pending), pending
+        fake.batches.advance(fake.batches.pending_seconds)  # the service starts the job
+        wait_for_label(kernel, comms["HTMLModel"], "running")
+        assert not cell.done.is_set()
+        fake.batches.finish_all()
+        kernel.wait(cell, timeout=30)
+        assert not cell.errors(), cell.text()
+        outputs = cell.cell_outputs()
+        assert len(outputs) == 1 and WIDGET_VIEW not in outputs[0]["data"]  # the static line replaced it
+        final = outputs[0]["data"]["text/plain"]
+        assert re.fullmatch(r"batch batches/\S+: 4 rows, succeeded after \d+ s, [\d,]+ tokens, "
+                            r"~\$[\d.]+ at the batch price", final), final
+        assert outputs[0]["data"]["text/html"].startswith("<pre>batch batches/")
+        labels = state_updates(kernel, comms["HTMLModel"], "value")
+        firsts = [next(i for i, v in enumerate(labels) if f", {state} after" in v)
+                  for state in ("pending", "running", "succeeded")]
+        assert firsts == sorted(firsts), labels
+        assert any("succeeded after" in v and "fetching the results" in v for v in labels)
+        check = kernel.run("print(labels['error'].isna().all(), labels['answer'].tolist()[3])")
+        assert check.text().strip() == "True You said: Classify row 3"
+
+
+def test_the_stop_button_cancels_the_batch_job(fake, data_dir):
+    fake.default = Reply.echo()
+    with loaded_kernel({**fake.env(), "JUPYTER_DATA_DIR": str(data_dir)}) as kernel:
+        kernel.run(BATCH_SETUP.replace("0.05", "600"))  # the next check is 10 min away: Stop must not wait for it
+        mark = len(kernel.iopub_log)
+        cell = kernel.execute(BATCH_CELL, wait=False)
+        deadline = time.monotonic() + 20
+        while "HTMLModel" not in widget_comms(kernel, mark) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        comms = widget_comms(kernel, mark)
+        assert "next check in 10 min 0 s" in wait_for_label(kernel, comms["HTMLModel"], "pending")
+        (name,) = fake.batches.jobs
+        kernel.send_comm(comms["ButtonModel"], {"event": "click"})
+        kernel.wait(cell, timeout=20)  # within seconds: the wait sleeps in pieces of batch.NAP
+        assert cell.reply["content"]["status"] == "ok" and not cell.errors()
+        assert fake.batches.state(name) == "CANCELLED"
+        outputs = cell.cell_outputs()
+        final = outputs[0]["data"]["text/plain"]
+        assert "4 row(s) unfinished" in outputs[-1]["text"]  # the map's warning, as for an interactive Stop
+        assert final.startswith(f"batch {name}: 4 rows, cancelled after") and "(stopped: the job was cancelled; " \
+            "rows finished in earlier runs are kept, run the same map again to ask the rest)" in final, final
+        check = kernel.run(f"print((labels['error'] == {STOPPED!r}).all())")
+        assert check.text().strip() == "True"
+        assert not any(r.method == "batchGenerateContent" for r in fake.requests)  # no row was answered

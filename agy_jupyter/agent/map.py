@@ -420,7 +420,7 @@ def run_map(agent: "Agent", data: Any, template: str, **options: Any) -> Any:
     """agent.map: block until every row ended (Ctrl-C stops the map; the finished rows are kept)."""
     plan, kept, ran_as = _prepare(agent, data, template, **options)
     if plan.pending and ran_as == "batch":
-        plan.outcomes = run_batch(agent, plan, batch_progress(kept["progress"]))
+        plan.outcomes = run_batch(agent, plan, *batch_progress(kept["progress"], len(plan.pending)))
     elif plan.pending:
         plan.outcomes = _start(agent, plan, kept["progress"]).result()
     return _finish(agent, data, template, plan, kept)
@@ -430,8 +430,12 @@ async def arun_map(agent: "Agent", data: Any, template: str, **options: Any) -> 
     """await agent.amap: the same, awaited from any event loop (cancelling the await stops the map)."""
     plan, kept, ran_as = _prepare(agent, data, template, **options)
     if plan.pending and ran_as == "batch":
-        plan.outcomes = await asyncio.to_thread(run_batch, agent, plan,  # the job's wait blocks
-                                                batch_progress(kept["progress"]))
+        on_progress, stop = batch_progress(kept["progress"], len(plan.pending))
+        try:
+            plan.outcomes = await asyncio.to_thread(run_batch, agent, plan, on_progress, stop)  # the wait blocks
+        except asyncio.CancelledError:
+            stop.set()  # the thread goes on: it cancels the job within batch.NAP s
+            raise
     elif plan.pending:
         stream = await agent.aio.start_rows(MapRun(plan, MapStore()))
         _follow(stream, plan, kept["progress"], agent)

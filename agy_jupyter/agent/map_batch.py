@@ -10,13 +10,22 @@ minutes to hours; it cannot run function tools (a row gets one reply, no tool ro
 
 Rows come back joined by their position; the finished ones go to the store like interactive rows, so a
 map interrupted while waiting for its job is resumed the same way.
+
+While the job waits, `progress=True` shows its reports in the notebook's widget (registered at %load_ext,
+map_progress.use_batch_display) or as a text line per state. A Stop click (any thread) sets an event; the
+wait sleeps in pieces of batch.NAP (0.1 s), so the waiting thread sees it within that, cancels the job and
+marks its rows stopped (rows finished in earlier runs stay in the store). Ctrl-C and a cancelled amap await
+cancel the job too.
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .batch import AUTO_BATCH_ROWS, Backoff, Batch
+from .batch import AUTO_BATCH_ROWS, NAP, SUCCEEDED, Backoff, Batch
+from .history import Usage
+from .map_progress import _duration, batch_display
 from .map_store import MapStore
 
 if TYPE_CHECKING:
@@ -36,40 +45,110 @@ def choose_mode(mode: str, agent: "Agent", pending: int) -> str:
     return "interactive"
 
 
-def batch_progress(progress: Any) -> Callable[[dict], None] | None:
-    """What a map's `progress=` becomes while its job waits: a callable gets each of the job's reports
-    (Batch.progress(): name, state, rows, elapsed, polls, next_poll); True prints a line when the state
-    changes (a batch's rows all finish at once, so a row count would say nothing until the end)."""
-    if callable(progress):
-        return progress
-    if not progress:
-        return None
+class Stopped(Exception):
+    """The map's Stop button (or a cancelled await) asked the wait for the job to end."""
+
+
+def batch_line(report: dict, cost: float | None = None) -> str:
+    """One line about the job from one of its reports: while it waits, its state, the next check (the backoff)
+    and a failed check; at the end (`finished`), the failed rows, tokens and `cost` (at the batch price)."""
+    if not report.get("name"):
+        return f"batch: {'not submitted' if report.get('finished') else 'submitting'} {report['rows']} rows"
+    state = report["state"].removeprefix("JOB_STATE_").lower()
+    parts = [f"batch {report['name']}: {report['rows']} rows, {state} after {_duration(report['elapsed'])}"]
+    if report.get("stopped"):
+        return (f"{parts[0]} (stopped: the job was cancelled; rows finished in earlier runs are kept, "
+                f"run the same map again to ask the rest)")
+    if report.get("next_poll") is not None:
+        parts.append(f"next check in {_duration(report['next_poll'])}")
+    elif report["state"] == SUCCEEDED and not report.get("finished"):
+        parts.append("fetching the results")
+    if report.get("poll_error"):
+        parts.append(f"the last check failed ({report['poll_error']})")
+    if report.get("finished"):
+        if report.get("failed"):
+            parts.append(f"{report['failed']} failed")
+        parts.append(f"{report['usage'].total_tokens:,} tokens")
+        if cost is not None:
+            parts.append(f"~${cost:.4f} at the batch price")
+    return ", ".join(parts)
+
+
+def batch_lines() -> Callable[[dict], None]:
+    """The text display of a job: a line when its state changes (a batch's rows all finish at once, so a row
+    count would say nothing until the end), and the last line."""
     seen: list[str] = []
 
     def show(report: dict) -> None:
-        if report["state"] not in seen:
+        if report.get("finished") or report["state"] not in seen:
             seen.append(report["state"])
-            state = report["state"].removeprefix("JOB_STATE_").lower()
             hint = "" if report.get("next_poll") is None else " (`%agent jobs` lists it; Batch.attach picks it up)"
-            print(f"batch {report['name']}: {report['rows']} rows, {state} after {report['elapsed']:.0f} s{hint}",
-                  flush=True)
+            print(batch_line(report) + hint, flush=True)
     return show
 
 
-def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], None] | None = None) -> list:
-    """Submit the plan's pending rows as one job, wait for it, and return the plan's outcomes completed."""
-    from .map import Outcome, OutputInvalid, error_text, fill  # map.py imports this module
+def batch_progress(progress: Any, rows: int) -> tuple[Callable[[dict], None] | None, threading.Event]:
+    """What a map's `progress=` becomes while its job waits, on the caller's thread, and the event that stops
+    the wait: a callable gets each of the job's reports (Batch.progress(): name, state, rows, elapsed, polls,
+    next_poll, poll_error; the last one `finished`); True shows them in the notebook's widget when one is
+    registered (map_progress.use_batch_display), else as text lines."""
+    stop = threading.Event()
+    if callable(progress) or not progress:
+        return progress or None, stop
+    display = batch_display()
+    return (display(rows, stop.set) if display is not None else batch_lines()), stop
+
+
+def _pauses(stop: threading.Event) -> Callable[[float], None]:
+    """The wait's sleep, in pieces of at most NAP s: a Stop is seen within NAP s, not at the next check."""
+    def pause(seconds: float) -> None:
+        while seconds > 0 and not stop.is_set():
+            sleep(min(NAP, seconds))
+            seconds -= NAP
+        if stop.is_set():
+            raise Stopped
+    return pause
+
+
+def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], None] | None = None,
+              stop: threading.Event | None = None) -> list:
+    """Submit the plan's pending rows as one job, wait for it (until `stop` is set: the job is cancelled and
+    its rows are marked stopped), and return the plan's outcomes completed."""
+    from .map import STOPPED, Outcome, fill  # map.py imports this module
     pending = plan.pending
-    job = Batch.submit(agent, [fill(plan.template, plan.rows[i]) for i in pending], output=plan.output,
-                       rows=pending)
     try:
-        job.wait(on_progress=on_progress, poll=POLL, sleep=lambda seconds: sleep(seconds))
-    except BaseException:  # Ctrl-C while waiting: the job would go on costing money for nobody
-        job.cancel()
+        job = Batch.submit(agent, [fill(plan.template, plan.rows[i]) for i in pending], output=plan.output,
+                           rows=pending)
+    except BaseException:
+        if on_progress is not None:
+            on_progress({"name": "", "rows": len(pending), "finished": True})
         raise
-    store = MapStore()
-    outcomes = list(plan.outcomes)
-    for row in job.results():
+    try:
+        job.wait(on_progress=on_progress, poll=POLL, sleep=_pauses(stop or threading.Event()))
+    except BaseException as exc:  # Stop, Ctrl-C or a cancelled await: the job would go on costing money for nobody
+        job.cancel()
+        if on_progress is not None:
+            on_progress(job.progress(finished=True, stopped=True))
+        if not isinstance(exc, Stopped):
+            raise
+        return [o if o is not None else Outcome(None, STOPPED) for o in plan.outcomes]
+    usage, outcomes = Usage(), list(plan.outcomes)
+    try:
+        usage = _join(plan, job.results(), outcomes)
+    finally:
+        if on_progress is not None:
+            failed = sum(1 for i in pending if outcomes[i] is None or outcomes[i].error is not None)
+            on_progress(job.progress(finished=True, failed=failed, usage=usage, model=plan.config.model))
+    return [o if o is not None else Outcome(None, "BatchError: the batch job returned no result for this row")
+            for o in outcomes]
+
+
+def _join(plan: "MapPlan", results: list, outcomes: list) -> Usage:
+    """Put the job's rows into `outcomes` (and the finished ones into the store); return their usage."""
+    from .map import Outcome, OutputInvalid, error_text
+    store, usage = MapStore(), Usage()
+    for row in results:
+        usage += Usage(**row.usage)
         tokens = int(row.usage.get("total_tokens", 0))
         if row.error is not None:
             outcomes[row.row] = Outcome(None, row.error, tokens)
@@ -85,5 +164,4 @@ def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], Non
         outcomes[row.row] = Outcome(value, None, tokens)
         store.add(plan.key(row.row), {"value": value, "tokens": tokens}, time.time())
     store.flush()
-    return [o if o is not None else Outcome(None, "BatchError: the batch job returned no result for this row")
-            for o in outcomes]
+    return usage

@@ -108,3 +108,20 @@ def use_progress_display(display: ProgressDisplay | None) -> None:
 
 def progress_display() -> ProgressDisplay | None:
     return _display
+
+
+# A map in batch mode (map_batch.py) is shown the same way: a batch display is called on the caller's thread
+# with the number of rows and a `stop` callable (asks the wait to cancel the job, from any thread), and returns
+# what gets the job's reports (map_batch.run_batch), on the thread that waits for the job.
+BatchDisplay = Callable[[int, Callable[[], None]], Callable[[dict], None]]
+_batch_display: BatchDisplay | None = None
+
+
+def use_batch_display(display: BatchDisplay | None) -> None:
+    """Set how `agent.map(mode="batch", progress=True)` shows its job (None: a text line per job state)."""
+    global _batch_display
+    _batch_display = display
+
+
+def batch_display() -> BatchDisplay | None:
+    return _batch_display

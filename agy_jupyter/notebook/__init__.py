@@ -16,13 +16,14 @@ TOOL_MODULES = (f"{__name__}.notebook_tools", f"{__name__}.run_python")
 def load_ipython_extension(shell: Any) -> None:
     """`%load_ext agy_jupyter`: register the magics and the async-cell transformer."""
     from ..agent import builtin_tools
-    from ..agent.map_progress import use_progress_display
+    from ..agent.map_progress import use_batch_display, use_progress_display
     from . import main_thread, transformer
 
     builtin_tools.provide_from(*TOOL_MODULES)
     _declare_magics(shell)
     main_thread.capture_kernel_main()  # for turns no cell started (an inbox message)
     use_progress_display(_show_map_progress)  # agent.map's progress as a widget (the agent layer can't import it)
+    use_batch_display(_show_batch_progress)  # and its batch mode's job
     transformer.register(shell)
     if transformer.in_kernel(shell):
         from . import lab_control
@@ -35,6 +36,12 @@ def _show_map_progress(*args: Any) -> Any:
     from .map_progress import show_map_progress  # ipywidgets and the agent layer: on a map's first use
 
     return show_map_progress(*args)
+
+
+def _show_batch_progress(*args: Any) -> Any:
+    from .map_progress import show_batch_progress
+
+    return show_batch_progress(*args)
 
 
 def unload_ipython_extension(shell: Any) -> None:
