@@ -107,3 +107,24 @@ def test_reattach_sends_a_reply_again_into_its_cell_while_it_runs_and_after(serv
         second = kernel.execute("%%chat talker\nAgain.", metadata={"cellId": "cell-8"})
         later = reply_outputs(second)[-1]["content"]["metadata"]["agy_reply"]
         assert later["reply"] > tag["reply"] and later["run"] == tag["run"] and later["cell"] == "cell-8"
+
+
+def test_replies_that_ended_long_ago_are_forgotten_without_any_reattach(monkeypatch):
+    # a session that never reloads must not keep every reply it ever showed
+    from agy_jupyter.notebook import reattach
+
+    now = [1000.0]
+    monkeypatch.setattr(reattach, "clock", lambda: now[0])
+    replies = reattach.ShownReplies()
+    first = replies.add(object())
+    replies.end(first)
+    running = replies.add(object())
+    assert len(replies) == 2
+    now[0] += reattach.KEEP_ENDED + 1
+    later = replies.add(object())  # adding is enough to drop what ended too long ago
+    assert len(replies) == 2 and later > running > first
+    replies.end(running)
+    replies.end(later)
+    now[0] += reattach.KEEP_ENDED + 1
+    replies.add(object())
+    assert len(replies) == 1

@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 KEEP_ENDED = 120.0  # seconds
+clock = time.monotonic  # when replies end; a test moves it
 RUN_ID = uuid.uuid4().hex[:12]  # this kernel process: reply numbers compare only within one run
 
 
@@ -37,11 +38,12 @@ class ShownReplies:
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         self._replies: dict[int, Any] = {}  # number -> the reply (it has `show_again()`)
-        self._ended: dict[int, float] = {}  # number -> when it ended (time.monotonic)
+        self._ended: dict[int, float] = {}  # number -> when it ended (clock())
 
     def add(self, reply: Any) -> int:
         """Register `reply`; its number (ascending: a later run of a cell replaces an earlier one)."""
         with self._lock:
+            self._forget_old()
             number = next(self._numbers)
             self._replies[number] = reply
             return number
@@ -49,18 +51,28 @@ class ShownReplies:
     def end(self, number: int) -> None:
         with self._lock:
             if number in self._replies:
-                self._ended[number] = time.monotonic()
+                self._ended[number] = clock()
+            self._forget_old()
 
     def reattach(self) -> int:
         """Show every kept reply again (each in its own cell's context); how many. Main thread."""
         with self._lock:
-            too_old = time.monotonic() - KEEP_ENDED
-            for number in [n for n, ended in self._ended.items() if ended < too_old]:
-                del self._replies[number], self._ended[number]
+            self._forget_old()
             replies = list(self._replies.values())
         for reply in replies:
             reply.show_again()
         return len(replies)
+
+    def _forget_old(self) -> None:
+        """Drop replies that ended over KEEP_ENDED s ago (with the lock held). Called on every add and end
+        too, not only on a reattach: a session that never reloads must not keep every reply it showed."""
+        too_old = clock() - KEEP_ENDED
+        for number in [n for n, ended in self._ended.items() if ended < too_old]:
+            del self._replies[number], self._ended[number]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._replies)
 
 
 shown_replies = ShownReplies()
