@@ -19,6 +19,7 @@ cancel the job too.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .api import Agent
     from .map import MapPlan
 
+log = logging.getLogger(__name__)
 POLL = Backoff()  # how often the job's state is read while the map waits for it
 sleep: Callable[[float], None] = time.sleep  # between two reads; tests put the fake service's clock here
 
@@ -126,7 +128,11 @@ def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], Non
     try:
         job.wait(on_progress=on_progress, poll=POLL, sleep=_pauses(stop or threading.Event()))
     except BaseException as exc:  # Stop, Ctrl-C or a cancelled await: the job would go on costing money for nobody
-        job.cancel()
+        try:
+            job.cancel()
+        except Exception as cancel_error:  # the service is out of reach: say so, keep the original exception
+            log.warning("agy map: could not cancel batch %s (%s); cancel it with agy.Batch.attach(%r).cancel()",
+                        job.name, cancel_error, job.name)
         if on_progress is not None:
             on_progress(job.progress(finished=True, stopped=True))
         if not isinstance(exc, Stopped):
