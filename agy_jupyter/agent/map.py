@@ -302,8 +302,7 @@ class RowSession(GeminiSession):
         if output is None:
             return Outcome(response.text, None, tokens)
         if response.parse_error is not None:
-            return Outcome(None, error_text(OutputInvalid(
-                f"the reply is not a valid {output.__name__}: {_first_line(response.parse_error)}")), tokens)
+            return Outcome(None, invalid_output(output, response.parse_error), tokens)
         return Outcome(response.parsed.model_dump(mode="json"), None, tokens)
 
 
@@ -311,8 +310,10 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
+def invalid_output(output: type, why: str) -> str:
+    """The error column's text for a reply that does not validate as `output` (first line of `why`)."""
+    first_line = why.strip().splitlines()[0] if why.strip() else why
+    return error_text(OutputInvalid(f"the reply is not a valid {output.__name__}: {first_line}"))
 
 
 # -- results ---------------------------------------------------------------------------------------------
@@ -389,13 +390,15 @@ def _prepare(agent: "Agent", data: Any, template: str, *, output: type | None = 
 
 
 def _start(agent: "Agent", plan: MapPlan, progress: Any) -> ChatStream:
-    stream = agent.start_rows(MapRun(plan, MapStore()))
-    _follow(stream, plan, progress, agent)
+    run = MapRun(plan, MapStore())
+    first = run.progress  # read before the run starts changing it on the runtime loop
+    stream = agent.start_rows(run)
+    _follow(stream, first, progress, agent)
     return stream
 
 
-def _follow(stream: ChatStream, plan: MapPlan, progress: Any, agent: "Agent") -> None:
-    first = MapProgress(total=len(plan.outcomes), done=plan.resumed, resumed=plan.resumed, model=plan.config.model)
+def _follow(stream: ChatStream, first: MapProgress, progress: Any, agent: "Agent") -> None:
+    """Show the map's progress events as `progress` asks, starting from `first` (the run's before any row)."""
     if callable(progress):
         stream.add_listener(lambda event: progress(event) if isinstance(event, MapProgress) else None)
     elif progress:
@@ -437,8 +440,10 @@ async def arun_map(agent: "Agent", data: Any, template: str, **options: Any) -> 
             stop.set()  # the thread goes on: it cancels the job within batch.NAP s
             raise
     elif plan.pending:
-        stream = await agent.aio.start_rows(MapRun(plan, MapStore()))
-        _follow(stream, plan, kept["progress"], agent)
+        run = MapRun(plan, MapStore())
+        first = run.progress
+        stream = await agent.aio.start_rows(run)
+        _follow(stream, first, kept["progress"], agent)
         plan.outcomes = await stream
     return _finish(agent, data, template, plan, kept)
 

@@ -151,7 +151,7 @@ def run_batch(agent: "Agent", plan: "MapPlan", on_progress: Callable[[dict], Non
 
 def _join(plan: "MapPlan", results: list, outcomes: list) -> Usage:
     """Put the job's rows into `outcomes` (and the finished ones into the store); return their usage."""
-    from .map import Outcome, OutputInvalid, error_text
+    from .map import Outcome, invalid_output
     store, usage = MapStore(), Usage()
     for row in results:
         usage += Usage(**row.usage)
@@ -164,8 +164,7 @@ def _join(plan: "MapPlan", results: list, outcomes: list) -> Usage:
             try:
                 value = plan.output.model_validate_json(row.text or "").model_dump(mode="json")
             except ValueError as exc:
-                outcomes[row.row] = Outcome(None, error_text(OutputInvalid(
-                    f"the reply is not a valid {plan.output.__name__}: {str(exc).strip().splitlines()[0]}")), tokens)
+                outcomes[row.row] = Outcome(None, invalid_output(plan.output, str(exc)), tokens)
                 continue
         outcomes[row.row] = Outcome(value, None, tokens)
         store.add(plan.key(row.row), {"value": value, "tokens": tokens}, time.time())

@@ -22,8 +22,8 @@ def load_ipython_extension(shell: Any) -> None:
     builtin_tools.provide_from(*TOOL_MODULES)
     _declare_magics(shell)
     main_thread.capture_kernel_main()  # for turns no cell started (an inbox message)
-    use_progress_display(_show_map_progress)  # agent.map's progress as a widget (the agent layer can't import it)
-    use_batch_display(_show_batch_progress)  # and its batch mode's job
+    use_progress_display(_map_progress("show_map_progress"))  # agent.map's progress as a widget (the agent
+    use_batch_display(_map_progress("show_batch_progress"))  # layer can't import it), and its batch job's
     transformer.register(shell)
     if transformer.in_kernel(shell):
         from . import lab_control
@@ -32,16 +32,13 @@ def load_ipython_extension(shell: Any) -> None:
         ensure_assets()  # the shared front-end library travels with %load_ext, once, not with a reply
 
 
-def _show_map_progress(*args: Any) -> Any:
-    from .map_progress import show_map_progress  # ipywidgets and the agent layer: on a map's first use
+def _map_progress(name: str) -> Any:
+    """map_progress.<name>, imported when a map first shows progress (it brings ipywidgets and the agent layer)."""
+    def show(*args: Any) -> Any:
+        from . import map_progress
 
-    return show_map_progress(*args)
-
-
-def _show_batch_progress(*args: Any) -> Any:
-    from .map_progress import show_batch_progress
-
-    return show_batch_progress(*args)
+        return getattr(map_progress, name)(*args)
+    return show
 
 
 def unload_ipython_extension(shell: Any) -> None:
